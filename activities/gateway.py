@@ -1,0 +1,72 @@
+"""Activities that talk to the MCPaaS gateway over HTTP.
+
+`probe_server` completes a real MCP `initialize` through the gateway with the official
+`mcp` client, so a server is `Running` only once a client could really reach it.
+`stop_sessions` ends every session (and stdio child) of a server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx
+from mcp import Client
+
+import azure.durable_functions as df
+
+from shared.models import OperationJob
+from shared.settings import get_settings
+
+bp = df.Blueprint()
+
+PROBE_TIMEOUT_S = 30.0
+
+
+def endpoint_of(name: str) -> str:
+    """The public Streamable HTTP endpoint of server `name` on the gateway."""
+    return f"{get_settings().gateway_url}/servers/{name}/mcp"
+
+
+async def _last_error(client: httpx.AsyncClient, name: str) -> str:
+    try:
+        status = (await client.get(f"{get_settings().gateway_url}/servers/{name}/status")).json()
+        return str(status.get("last_error") or "")
+    except (httpx.HTTPError, ValueError):
+        return ""
+
+
+@bp.activity_trigger(input_name="job")
+async def probe_server(job: dict[str, Any]) -> dict[str, Any]:
+    """MCP-initialize the server through the gateway.
+
+    Returns `{"endpoint", "server_name", "protocol_version"}`. Raises RuntimeError with
+    the client's error and the gateway's last error for the server on failure, or on
+    no answer within 30 s.
+    """
+    op = OperationJob.model_validate(job)
+    url = endpoint_of(op.name)
+    try:
+        with anyio.fail_after(PROBE_TIMEOUT_S):
+            async with Client(url) as client:
+                info = client.server_info
+                return {"endpoint": url, "server_name": info.name if info else "",
+                        "protocol_version": client.protocol_version}
+    except Exception as error:  # any failure to initialize is the deploy's failure reason
+        async with httpx.AsyncClient(timeout=5) as http:
+            detail = await _last_error(http, op.name)
+        message = f"MCP initialize through the gateway failed: {error!r}"
+        raise RuntimeError(f"{message}; gateway: {detail}" if detail else message) from error
+
+
+@bp.activity_trigger(input_name="job")
+async def stop_sessions(job: dict[str, Any]) -> int:
+    """End every gateway session of the server; returns how many were stopped.
+
+    Raises httpx.HTTPError when the gateway cannot be reached or answers an error.
+    """
+    op = OperationJob.model_validate(job)
+    async with httpx.AsyncClient(timeout=15) as http:
+        response = await http.delete(f"{get_settings().gateway_url}/admin/servers/{op.name}/sessions")
+        response.raise_for_status()
+        return int(response.json().get("stopped", 0))

@@ -1,0 +1,1 @@
+"""The `mcpaas` command: the developer's entry point to MCPaaS (DESIGN.md "CLI")."""

@@ -1,0 +1,129 @@
+"""A small client of the control plane REST API (DESIGN.md "Public contract").
+
+Every call returns decoded JSON or raises a `cli.errors` error: `ApiError` for a 4xx/5xx
+answer (carrying the RFC 9457 problem fields), `UnreachableError` when nothing listens.
+Tests pass an `httpx.MockTransport` as `transport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cli.errors import ApiError, CliError, UnreachableError
+
+DEFAULT_API_URL = "http://127.0.0.1:7071"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A 202 answer: the server as stored at acceptance and the operation started."""
+
+    server: dict[str, Any] | None
+    operation_id: str | None
+    location: str | None
+
+
+class ControlPlane:
+    """Client of the control plane at `base_url` (no trailing `/api`)."""
+
+    def __init__(self, base_url: str = DEFAULT_API_URL, *,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, transport=transport,
+                                  timeout=timeout, headers={"Accept": "application/json"})
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def list_servers(self) -> list[dict[str, Any]]:
+        """All servers (`GET /api/servers`)."""
+        return self._request("GET", "/api/servers").json().get("items", [])
+
+    def get_server(self, name: str) -> dict[str, Any] | None:
+        """One server, or None when the control plane answers 404."""
+        try:
+            return self._request("GET", _server_path(name)).json()
+        except ApiError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
+                return None
+            raise
+
+    def create_server(self, spec: dict[str, Any]) -> Accepted:
+        """Create a server from `spec` (`POST /api/servers`); starts a deploy."""
+        return _accepted(self._request("POST", "/api/servers", json=spec))
+
+    def update_server(self, name: str, spec: dict[str, Any]) -> Accepted:
+        """Apply `spec` as a new revision of `name` (`PUT /api/servers/{name}`)."""
+        return _accepted(self._request("PUT", _server_path(name), json=spec))
+
+    def delete_server(self, name: str) -> Accepted:
+        """Start deleting `name` (`DELETE /api/servers/{name}`)."""
+        return _accepted(self._request("DELETE", _server_path(name)))
+
+    def list_revisions(self, name: str) -> list[dict[str, Any]]:
+        """Every applied spec of `name`, with diffs (`GET /api/servers/{name}/revisions`)."""
+        return self._request("GET", f"{_server_path(name)}/revisions").json().get("items", [])
+
+    def get_operation(self, operation_id: str) -> dict[str, Any]:
+        """Status of one lifecycle workflow (`GET /api/operations/{id}`)."""
+        return self._request("GET", f"/api/operations/{quote(operation_id, safe='')}").json()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UnreachableError(self.base_url) from exc
+        except httpx.TransportError as exc:
+            raise CliError(f"{method} {self.base_url}{path} failed: {exc!r}") from exc
+        if response.is_error:
+            raise problem_error(response)
+        return response
+
+
+def _server_path(name: str) -> str:
+    # Names are validated DNS labels server-side; quoting keeps a bad one from
+    # escaping the path (e.g. "../audit") before the server can reject it.
+    return f"/api/servers/{quote(name, safe='')}"
+
+
+def _accepted(response: httpx.Response) -> Accepted:
+    body = _json_or_none(response) or {}
+    server = body.get("server") if isinstance(body.get("server"), dict) else None
+    location = response.headers.get("Location")
+    operation_id = body.get("operation_id")
+    if not operation_id and location:
+        operation_id = location.rstrip("/").rsplit("/", 1)[-1]
+    return Accepted(server=server, operation_id=operation_id, location=location)
+
+
+def problem_error(response: httpx.Response) -> ApiError:
+    """Turn a 4xx/5xx answer into an `ApiError`, reading an RFC 9457 body if present."""
+    body = _json_or_none(response)
+    reason = response.reason_phrase or f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        # Not problem+json (e.g. a proxy's HTML page): keep a short excerpt as detail.
+        return ApiError(response.status_code, reason, response.text.strip()[:300])
+    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    field_errors = [{"field": str(e.get("field", "")), "message": str(e.get("message", ""))}
+                    for e in errors if isinstance(e, dict)]
+    return ApiError(response.status_code, str(body.get("title") or reason),
+                    str(body.get("detail") or ""), field_errors, body)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,48 @@
+"""Errors the CLI reports to the user instead of a traceback.
+
+Each carries the process exit code it maps to: 1 for failures of the platform or of
+the operation, 2 for bad input caught before anything was sent (the Unix usage code).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CliError(Exception):
+    """A failure to print as one message (plus optional field errors) and exit."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class SpecError(CliError):
+    """The spec given to `deploy` is unreadable or fails local validation."""
+
+    exit_code = 2
+
+
+class ApiError(CliError):
+    """The control plane answered 4xx/5xx; fields mirror its RFC 9457 problem body."""
+
+    def __init__(self, status: int, title: str, detail: str,
+                 errors: list[dict[str, str]] | None = None,
+                 body: dict[str, Any] | None = None) -> None:
+        message = f"{title}: {detail}" if detail else title
+        super().__init__(message, errors)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.body = body or {}
+
+
+class UnreachableError(CliError):
+    """Nothing answers at the control plane URL."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"control plane not reachable at {url} (is `mcpaas up` running?)")
+        self.url = url

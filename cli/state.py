@@ -1,0 +1,29 @@
+"""Per-invocation state shared by the commands through typer's context object.
+
+Tests pass a `CliState` as `obj=` to `CliRunner.invoke` to inject an
+`httpx.MockTransport` and a fake clock, so no command needs monkeypatching.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import httpx
+
+from cli.api import DEFAULT_API_URL, ControlPlane
+
+
+@dataclass
+class CliState:
+    """Where the control plane is, and the seams tests replace."""
+
+    api_url: str = DEFAULT_API_URL
+    transport: httpx.BaseTransport | None = None
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    def client(self) -> ControlPlane:
+        """A control plane client for this invocation."""
+        return ControlPlane(self.api_url, transport=self.transport)

@@ -1,0 +1,19 @@
+"""The MCPaaS control plane as an Azure Functions app (Python v2 model, Durable Functions).
+
+Deployed to Azure Functions as is; run locally by `devhost` (`python -m devhost`).
+Every trigger, orchestrator and activity lives in a Blueprint registered here.
+"""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities.gateway import bp as gateway_activities
+from activities.store import bp as store_activities
+from orchestrators.delete import bp as delete_orchestration
+from orchestrators.deploy import bp as deploy_orchestration
+from triggers.http_api import bp as http_api
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (http_api, deploy_orchestration, delete_orchestration, store_activities, gateway_activities):
+    app.register_functions(blueprint)

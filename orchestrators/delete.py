@@ -1,0 +1,34 @@
+"""The `delete` orchestration: stop a server's sessions, then remove it and its revisions.
+
+Replay-safe (DESIGN.md rules). Input: `shared.models.OperationJob` as JSON with
+action ``delete``. Output: `{"name", "status": "Deleted"|"Error", "reason"}`.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+
+from orchestrators.retries import STORE_RETRY, failure_reason
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context")
+def delete(context: df.DurableOrchestrationContext):
+    """Drive one delete; see the module docstring."""
+    job = context.get_input()
+    event = {"operation_id": job["operation_id"], "actor": job["actor"], "action": "server.delete",
+             "entity": job["name"]}
+    yield context.call_activity_with_retry("audit_event", STORE_RETRY, {**event, "result": "accepted"})
+    try:
+        context.set_custom_status({"phase": "stopping sessions"})
+        yield context.call_activity_with_retry("stop_sessions", STORE_RETRY, job)
+        context.set_custom_status({"phase": "removing"})
+        yield context.call_activity_with_retry("remove_server", STORE_RETRY, job)
+    except Exception as error:  # leave the server Stopped and say why in the audit trail
+        reason = failure_reason(error)
+        yield context.call_activity_with_retry(
+            "audit_event", STORE_RETRY, {**event, "result": "failed", "detail": reason})
+        return {"name": job["name"], "status": "Error", "reason": reason}
+    yield context.call_activity_with_retry("audit_event", STORE_RETRY, {**event, "result": "succeeded"})
+    return {"name": job["name"], "status": "Deleted", "reason": ""}

@@ -1,0 +1,1 @@
+"""Domain, ports and cross-cutting concerns shared by every MCPaaS deployable."""

@@ -1,0 +1,222 @@
+"""Domain models of MCPaaS (pydantic v2).
+
+`ServerSpec` is the public contract of DESIGN.md ("Public contract"): what a team asks
+the platform to run. `Server` is the stored state of one server, `Revision` one applied
+spec with its diff from the previous, `AuditEvent` one entry of the audit trail
+(FR-005, FR-022).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def utc_now() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class ServerKind(str, Enum):
+    """How a server runs: stdio package in the gateway, container on AKS, or remote URL."""
+
+    PACKAGE = "package"
+    CONTAINER = "container"
+    REMOTE = "remote"
+
+
+class ServerStatus(str, Enum):
+    """Lifecycle status of a server (DESIGN.md "Status values")."""
+
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    RUNNING = "Running"
+    ERROR = "Error"
+    STOPPED = "Stopped"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PackageSource(_Strict):
+    """A stdio MCP server the gateway starts as a child process.
+
+    `command` and `args` form the argv; `env` is added to the child's environment;
+    `install` is an optional argv run once before first start (FR-014).
+    """
+
+    command: str = Field(min_length=1, max_length=1024)
+    args: list[str] = Field(default_factory=list, max_length=256)
+    env: dict[str, str] = Field(default_factory=dict)
+    install: list[str] | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("command must not be blank")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names_valid(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not ENV_NAME.match(name)]
+        if bad:
+            raise ValueError(f"invalid environment variable names: {', '.join(sorted(bad))}")
+        return value
+
+
+class ContainerResources(_Strict):
+    """Kubernetes resource requests/limits in Kubernetes quantity notation."""
+
+    cpu: str = "250m"
+    memory: str = "256Mi"
+
+
+class ContainerSource(_Strict):
+    """An MCP server image run on AKS and served over Streamable HTTP at `port` + `path`."""
+
+    image: str = Field(min_length=1, max_length=512)
+    port: int = Field(default=8000, ge=1, le=65535)
+    path: str = "/mcp"
+    replicas: int = Field(default=1, ge=0, le=100)
+    resources: ContainerResources = Field(default_factory=ContainerResources)
+
+
+class RemoteSource(_Strict):
+    """An existing Streamable HTTP MCP endpoint the gateway proxies to."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+
+
+class ServerSpec(_Strict):
+    """What a team asks MCPaaS to run (DESIGN.md "ServerSpec").
+
+    Exactly the section named by `kind` is present. Raises `pydantic.ValidationError`
+    naming the failing fields.
+    """
+
+    name: str = Field(min_length=1, max_length=63)
+    kind: ServerKind
+    description: str = Field(default="", max_length=2000)
+    owner_team: str = Field(default="", max_length=200)
+    enabled: bool = True
+    package: PackageSource | None = Field(default=None, validate_default=True)
+    container: ContainerSource | None = Field(default=None, validate_default=True)
+    remote: RemoteSource | None = Field(default=None, validate_default=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns1123_label(cls, value: str) -> str:
+        if not DNS1123_LABEL.match(value):
+            raise ValueError("must be a DNS-1123 label: lowercase letters, digits and '-', "
+                             "starting and ending with a letter or digit, at most 63 characters")
+        return value
+
+    @field_validator("package", "container", "remote")
+    @classmethod
+    def _exactly_the_kind_section(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if kind is None:  # kind itself failed validation; that error names the field
+            return value
+        if info.field_name == kind.value and value is None:
+            raise ValueError(f"required when kind is '{kind.value}'")
+        if info.field_name != kind.value and value is not None:
+            raise ValueError(f"not allowed when kind is '{kind.value}'")
+        return value
+
+
+class Server(BaseModel):
+    """Stored state of one server (container `servers`, id and partition key = name).
+
+    `revision` is the last successfully applied revision (0 before the first deploy);
+    `latest_revision` the newest accepted one; `operation_id` the durable instance id of
+    the workflow in flight, if any.
+    """
+
+    name: str
+    spec: ServerSpec
+    status: ServerStatus = ServerStatus.PENDING
+    status_reason: str = ""
+    revision: int = 0
+    latest_revision: int = 0
+    endpoint: str | None = None
+    operation_id: str | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class Revision(BaseModel):
+    """One accepted spec of a server (container `revisions`, partition key = server name).
+
+    `diff` maps each changed dotted field path to `{"from": old, "to": new}`.
+    """
+
+    server: str
+    number: int = Field(ge=1)
+    spec: ServerSpec
+    diff: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    actor: str
+    operation_id: str
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class AuditEvent(BaseModel):
+    """One entry of the audit trail (container `audit`, partition key = entity).
+
+    `result` is ``accepted``, ``succeeded`` or ``failed``; `detail` carries a reason.
+    """
+
+    id: str
+    actor: str
+    action: str
+    entity: str
+    result: Literal["accepted", "succeeded", "failed"]
+    detail: str = ""
+    operation_id: str | None = None
+    time: datetime = Field(default_factory=utc_now)
+
+
+def spec_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Field-level diff of two JSON-like specs.
+
+    Returns `{dotted.path: {"from": old, "to": new}}` for every leaf that differs; lists
+    compare as wholes. `before=None` (first revision) lists every leaf with `from: None`.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+
+    def walk(old: Any, new: Any, path: str) -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in sorted(set(old) | set(new)):
+                walk(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        elif isinstance(new, dict) and old is None:
+            for key in sorted(new):
+                walk(None, new[key], f"{path}.{key}" if path else key)
+        elif old != new:
+            changes[path] = {"from": old, "to": new}
+
+    walk(before or {}, after, "")
+    return changes
+
+
+class OperationJob(BaseModel):
+    """Input of the `deploy` and `delete` orchestrations and their activities.
+
+    `action` is ``create``, ``update`` or ``delete``; `revision` the revision number the
+    operation applies (0 for delete); `spec` the accepted spec as JSON.
+    """
+
+    name: str
+    operation_id: str
+    actor: str
+    action: Literal["create", "update", "delete"]
+    revision: int = 0
+    spec: dict[str, Any] | None = None

@@ -1,0 +1,57 @@
+"""The document-store port: Cosmos DB's model in a small interface.
+
+Containers hold JSON documents with an `id`, a partition key (a field named per
+container in `CONTAINERS`) and an `_etag` set by the store on every write. Every
+read-modify-write passes the etag it read; a lost race raises `ConflictError`, never a
+silent overwrite. Source: DESIGN.md "Storage"; Cosmos DB optimistic concurrency,
+https://learn.microsoft.com/azure/cosmos-db/nosql/database-transactions-optimistic-concurrency
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+Document = dict[str, Any]
+
+# container name -> the document field that is its partition key
+CONTAINERS: dict[str, str] = {
+    "servers": "id",
+    "revisions": "server",
+    "audit": "entity",
+    "invocations": "server",
+    "cost_events": "server",
+    "feedback": "server",
+    "checklists": "server",
+    "quota_samples": "region",
+    "apim_snapshots": "service",
+}
+
+
+class DocumentStore(Protocol):
+    """Port implemented by every store adapter; all methods are synchronous.
+
+    Errors: `shared.errors.NotFoundError` for a missing document,
+    `shared.errors.ConflictError` for an existing id on create or an etag mismatch,
+    `ValueError` for an unknown container or a document without `id`/partition key.
+    """
+
+    def create(self, container: str, doc: Document) -> Document:
+        """Insert `doc`; returns it with `_etag`. ConflictError if the id exists."""
+
+    def read(self, container: str, doc_id: str, partition_key: str) -> Document:
+        """Return the document. NotFoundError if absent."""
+
+    def replace(self, container: str, doc: Document, if_match: str) -> Document:
+        """Overwrite when the stored `_etag` equals `if_match`; else ConflictError."""
+
+    def upsert(self, container: str, doc: Document) -> Document:
+        """Insert or overwrite unconditionally (for idempotent, last-writer-wins data)."""
+
+    def delete(self, container: str, doc_id: str, partition_key: str,
+               if_match: str | None = None) -> None:
+        """Remove the document. NotFoundError if absent; ConflictError on etag mismatch."""
+
+    def query(self, container: str, filters: dict[str, Any] | None = None, *,
+              partition_key: str | None = None, order_by: str | None = None,
+              descending: bool = False, limit: int | None = None) -> list[Document]:
+        """Documents whose top-level fields equal `filters`, ordered and limited."""

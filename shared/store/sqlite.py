@@ -1,0 +1,157 @@
+"""Embedded SQLite adapter of the document-store port (the local default).
+
+One table holds every container's documents as JSON text, keyed by
+(container, partition key, id). WAL mode lets the control plane and the gateway, two
+processes, share the file. Conditional writes are single UPDATE/DELETE statements
+guarded by the etag, so a lost race is detected by the database, not by a read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ConflictError, NotFoundError
+from shared.store.port import CONTAINERS, Document
+
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    container TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    id TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (container, pk, id)
+)
+"""
+
+
+def _partition_key(container: str, doc: Document) -> str:
+    if container not in CONTAINERS:
+        raise ValueError(f"unknown container '{container}'")
+    if not isinstance(doc.get("id"), str) or not doc["id"]:
+        raise ValueError("document needs a non-empty string 'id'")
+    key = doc.get(CONTAINERS[container])
+    if key is None:
+        raise ValueError(f"document needs partition key field '{CONTAINERS[container]}'")
+    return str(key)
+
+
+def _field(name: str) -> str:
+    if not _FIELD.match(name):
+        raise ValueError(f"invalid field name '{name}'")
+    return f"$.{name}"
+
+
+class SQLiteDocumentStore:
+    """`DocumentStore` on a SQLite file; safe to share across threads and processes.
+
+    Args:
+        path: database file; its directory is created if missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def _stamp(doc: Document) -> tuple[Document, str]:
+        etag = uuid.uuid4().hex
+        stored = {**doc, "_etag": etag}
+        return stored, json.dumps(stored, default=str)
+
+    def create(self, container: str, doc: Document) -> Document:
+        """Insert `doc`; ConflictError if (partition key, id) exists."""
+        pk = _partition_key(container, doc)
+        stored, text = self._stamp(doc)
+        try:
+            self._connect().execute(
+                "INSERT INTO documents (container, pk, id, etag, body) VALUES (?, ?, ?, ?, ?)",
+                (container, pk, doc["id"], stored["_etag"], text))
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"{container} '{doc['id']}' already exists") from None
+        return stored
+
+    def read(self, container: str, doc_id: str, partition_key: str) -> Document:
+        """Return the document; NotFoundError if absent."""
+        row = self._connect().execute(
+            "SELECT body FROM documents WHERE container = ? AND pk = ? AND id = ?",
+            (container, str(partition_key), doc_id)).fetchone()
+        if row is None:
+            raise NotFoundError(f"{container} '{doc_id}' not found")
+        return json.loads(row[0])
+
+    def replace(self, container: str, doc: Document, if_match: str) -> Document:
+        """Overwrite if the stored etag is `if_match`; ConflictError otherwise."""
+        pk = _partition_key(container, doc)
+        stored, text = self._stamp(doc)
+        cursor = self._connect().execute(
+            "UPDATE documents SET etag = ?, body = ? "
+            "WHERE container = ? AND pk = ? AND id = ? AND etag = ?",
+            (stored["_etag"], text, container, pk, doc["id"], if_match))
+        if cursor.rowcount == 0:
+            self.read(container, doc["id"], pk)  # raises NotFoundError when absent
+            raise ConflictError(f"{container} '{doc['id']}' was changed by another writer")
+        return stored
+
+    def upsert(self, container: str, doc: Document) -> Document:
+        """Insert or overwrite unconditionally."""
+        pk = _partition_key(container, doc)
+        stored, text = self._stamp(doc)
+        self._connect().execute(
+            "INSERT INTO documents (container, pk, id, etag, body) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (container, pk, id) DO UPDATE SET etag = excluded.etag, body = excluded.body",
+            (container, pk, doc["id"], stored["_etag"], text))
+        return stored
+
+    def delete(self, container: str, doc_id: str, partition_key: str,
+               if_match: str | None = None) -> None:
+        """Remove the document; NotFoundError if absent, ConflictError on etag mismatch."""
+        sql = "DELETE FROM documents WHERE container = ? AND pk = ? AND id = ?"
+        params: list[Any] = [container, str(partition_key), doc_id]
+        if if_match is not None:
+            sql += " AND etag = ?"
+            params.append(if_match)
+        if self._connect().execute(sql, params).rowcount == 0:
+            self.read(container, doc_id, partition_key)
+            raise ConflictError(f"{container} '{doc_id}' was changed by another writer")
+
+    def query(self, container: str, filters: dict[str, Any] | None = None, *,
+              partition_key: str | None = None, order_by: str | None = None,
+              descending: bool = False, limit: int | None = None) -> list[Document]:
+        """Documents whose top-level fields equal `filters`, ordered and limited."""
+        if container not in CONTAINERS:
+            raise ValueError(f"unknown container '{container}'")
+        sql = "SELECT body FROM documents WHERE container = ?"
+        params: list[Any] = [container]
+        if partition_key is not None:
+            sql += " AND pk = ?"
+            params.append(str(partition_key))
+        for name, value in (filters or {}).items():
+            sql += " AND json_extract(body, ?) = ?"
+            params += [_field(name), value]
+        if order_by:
+            sql += f" ORDER BY json_extract(body, ?) {'DESC' if descending else 'ASC'}"
+            params.append(_field(order_by))
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [json.loads(row[0]) for row in self._connect().execute(sql, params)]
