@@ -1,0 +1,100 @@
+"""Fixtures that run the real platform: devhost and the gateway as separate processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll `url` until it answers (any status < 500) or fail with the process output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@dataclass
+class Platform:
+    """A running control plane (devhost) and gateway sharing one data dir."""
+
+    data_dir: Path
+    api_port: int
+    gateway_port: int
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "MCPAAS_DATA_DIR": str(self.data_dir), "MCPAAS_API_PORT": str(self.api_port),
+               "MCPAAS_GATEWAY_PORT": str(self.gateway_port), "MCPAAS_API_URL": self.api,
+               "MCPAAS_GATEWAY_URL": self.gateway}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def start(self, role: str) -> None:
+        """Start `devhost` or `gateway` and wait until it answers."""
+        log = open(self.data_dir / f"{role}.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", role], cwd=REPO, env=self.env(),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[role] = process
+        probe = f"{self.api}/api/servers" if role == "devhost" else f"{self.gateway}/healthz"
+        wait_http(probe, process)
+
+    def kill(self, role: str) -> None:
+        """SIGKILL a role's whole process group (a crash, not a shutdown)."""
+        process = self.processes.pop(role)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal.SIGKILL)
+        self.processes.clear()
+
+
+@pytest.fixture
+def platform(tmp_path):
+    """The platform on free ports with a fresh data dir; stopped after the test."""
+    running = Platform(tmp_path / "data", free_port(), free_port())
+    running.data_dir.mkdir()
+    try:
+        running.start("gateway")
+        running.start("devhost")
+        yield running
+    finally:
+        running.stop()
