@@ -48,7 +48,7 @@ def status_text(status: str | None) -> str:
 
 def servers_table(servers: list[dict[str, Any]]) -> Table:
     """Table of servers: name, kind, status, revision, endpoint."""
-    table = Table(show_edge=False, pad_edge=False)
+    table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("NAME", "KIND", "STATUS", "REVISION", "ENDPOINT"):
         table.add_column(column, overflow="fold")
     for server in sorted(servers, key=lambda s: s.get("name", "")):
@@ -104,7 +104,7 @@ def source_summary(spec: dict[str, Any]) -> str:
 
 def history_table(revisions: list[dict[str, Any]]) -> Table:
     """Table of revisions, newest first, each with a one-line diff summary."""
-    table = Table(show_edge=False, pad_edge=False)
+    table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("REV", "CREATED", "ACTOR", "OPERATION", "CHANGES"):
         table.add_column(column, overflow="fold")
     for revision in sorted(revisions, key=lambda r: r.get("number", 0), reverse=True):
@@ -132,3 +132,21 @@ def diff_summary(diff: dict[str, dict[str, Any]]) -> str:
 def _short(value: Any, limit: int = 40) -> str:
     text = json.dumps(value, ensure_ascii=False) if value is not None else "∅"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def connect_snippets(name: str, endpoint: str) -> str:
+    """How to connect to `endpoint`: a VS Code `mcp.json` entry and a Python `mcp` client.
+
+    Returned as plain text (markup escaped) for a console to print.
+    """
+    vscode = json.dumps({"servers": {name: {"type": "http", "url": endpoint}}}, indent=2)
+    python = (
+        "import asyncio\n"
+        "from mcp import Client\n\n"
+        "async def main():\n"
+        f"    async with Client({endpoint!r}) as client:\n"
+        "        print([tool.name for tool in (await client.list_tools()).tools])\n\n"
+        "asyncio.run(main())"
+    )
+    return escape(f"\n{name} is served at {endpoint}\n\nVS Code (.vscode/mcp.json):\n{vscode}\n\n"
+                  f"Python (official mcp SDK):\n{python}\n")

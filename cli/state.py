@@ -7,8 +7,8 @@ Tests pass a `CliState` as `obj=` to `CliRunner.invoke` to inject an
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import httpx
 

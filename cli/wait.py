@@ -6,8 +6,9 @@ The control plane answers 202 and runs the workflow asynchronously; these loops 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rich.markup import escape
 

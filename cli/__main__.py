@@ -1,0 +1,5 @@
+"""`python -m cli` runs the `mcpaas` command (same as the console script)."""
+
+from cli.main import app
+
+app(prog_name="mcpaas")

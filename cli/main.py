@@ -1,0 +1,204 @@
+"""The `mcpaas` typer app: argument parsing and wiring only.
+
+Behaviour lives by noun: HTTP in `cli.api`, specs in `cli.specs`, polling in
+`cli.wait`, output in `cli.render`, the local platform in `cli.platform`.
+"""
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import render, specs
+from cli.api import DEFAULT_API_URL
+from cli.errors import CliError
+from cli.platform import PlatformOptions, run_platform
+from cli.state import CliState
+from cli.wait import Poller, wait_for_delete, wait_for_deploy
+
+app = typer.Typer(name="mcpaas", help="Deploy, run and govern MCP servers.",
+                  no_args_is_help=True, add_completion=False)
+
+
+def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    # Typer has no app-wide exception hook; this turns CliError into a message and an
+    # exit code instead of a traceback. functools.wraps keeps the signature typer reads.
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CliError as error:
+            render.show_error(error)
+            raise typer.Exit(error.exit_code) from None
+    return wrapper
+
+
+def _state(ctx: typer.Context) -> CliState:
+    return ctx.ensure_object(CliState)
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         api_url: Annotated[str, typer.Option("--api-url", envvar="MCPAAS_API_URL",
+                                              help="Control plane base URL.")]
+         = DEFAULT_API_URL) -> None:
+    """MCPaaS: deploy, run and govern Model Context Protocol servers."""
+    # Tests hand in a CliState (with a mock transport) as obj; keep it and set the URL.
+    _state(ctx).api_url = api_url.rstrip("/")
+
+
+DeploySpecsOpt = Annotated[list[Path] | None, typer.Option(
+    "--deploy", help="Spec file to deploy once the platform is up (repeatable).")]
+
+
+@app.command()
+@_reports_errors
+def up(port: Annotated[int, typer.Option(help="Control plane port.")] = 7071,
+       gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
+       data_dir: Annotated[Path, typer.Option(help="Data directory.")] = Path(".mcpaas"),
+       host: Annotated[str, typer.Option(help="Interface both services bind to.")] = "127.0.0.1",
+       deploy_files: DeploySpecsOpt = None) -> None:
+    """Run the control plane and the gateway locally until Ctrl-C."""
+    options = PlatformOptions(host=host, port=port, gateway_port=gateway_port, data_dir=data_dir)
+    console = render.out()
+    console.print("Starting MCPaaS (control plane and gateway)…")
+    # load every spec before starting anything, so a bad file fails fast
+    to_deploy = [specs.validate_spec(specs.load_spec_file(str(path), sys.stdin)) for path in deploy_files or []]
+
+    def announce(endpoints: dict[str, str]) -> None:
+        for label, value in endpoints.items():
+            console.print(f"  [bold]{label:<14}[/] {value}")
+        state = CliState(api_url=endpoints["control plane"])
+        for spec in to_deploy:
+            final = _deploy(state, spec, no_wait=False, timeout=120.0)
+            console.print(render.connect_snippets(spec.name, final["endpoint"]))
+        console.print("MCPaaS is up. Press Ctrl-C to stop.")
+
+    code = run_platform(options, announce)
+    console.print("MCPaaS stopped.")
+    raise typer.Exit(code)
+
+
+# Option types of `deploy`, named so the signature stays readable.
+FileOpt = Annotated[str | None, typer.Option("-f", "--file",
+                                             help="Spec file (YAML or JSON); '-' reads stdin.")]
+NameOpt = Annotated[str | None, typer.Option(help="Server name (overrides the file's).")]
+CommandOpt = Annotated[str | None, typer.Option(help="Command of a stdio package server.")]
+ArgOpt = Annotated[list[str] | None, typer.Option("--arg", help="Argument of --command (repeatable).")]
+EnvOpt = Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for --command (repeatable).")]
+RemoteOpt = Annotated[str | None, typer.Option(help="URL of an existing Streamable HTTP server.")]
+DescriptionOpt = Annotated[str | None, typer.Option(help="Description (overrides the file's).")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once the request is accepted.")]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the operation.")]
+
+
+@app.command()
+@_reports_errors
+def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
+           command: CommandOpt = None, arg: ArgOpt = None, env: EnvOpt = None,
+           remote_url: RemoteOpt = None, description: DescriptionOpt = None,
+           no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0) -> None:
+    """Create or update a server and wait until it runs."""
+    if file is not None:
+        if command or remote_url or arg or env:
+            raise specs.SpecError("-f cannot be combined with --command/--remote-url/--arg/--env")
+        data = specs.load_spec_file(file, sys.stdin)
+        if name:
+            data["name"] = name
+    else:
+        data = specs.spec_from_flags(name, command, arg or [], env or [], remote_url)
+    if description is not None:
+        data["description"] = description
+    spec = specs.validate_spec(data)
+    final = _deploy(_state(ctx), spec, no_wait, timeout)
+    if final is not None:
+        render.out().print(f"[green]✓[/] {spec.name} is Running at {final.get('endpoint') or '(no endpoint)'}")
+
+
+def _deploy(state: CliState, spec: Any, no_wait: bool, timeout: float) -> dict[str, Any] | None:
+    """Create or update `spec` (a validated ServerSpec); the final server unless `no_wait`."""
+    with state.client() as client:
+        exists = client.get_server(spec.name) is not None
+        payload = specs.spec_payload(spec)
+        accepted = client.update_server(spec.name, payload) if exists else client.create_server(payload)
+        server = accepted.server or client.get_server(spec.name) or {"name": spec.name}
+        verb = "update" if exists else "create"
+        render.err().print(f"Accepted {verb} of [bold]{spec.name}[/] revision "
+                           f"{server.get('latest_revision', '?')} (operation {accepted.operation_id or '?'})")
+        if no_wait:
+            return None
+        return wait_for_deploy(client, server, Poller(state.sleep, state.clock, timeout))
+
+
+@app.command()
+@_reports_errors
+def status(ctx: typer.Context,
+           name: Annotated[str | None, typer.Argument(help="Server name; all servers if omitted.")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False) -> None:
+    """Show all servers, or one server with the reason for its status."""
+    with _state(ctx).client() as client:
+        if name is None:
+            servers = client.list_servers()
+            if as_json:
+                typer.echo(json.dumps({"items": servers}, indent=2))
+            elif servers:
+                render.out().print(render.servers_table(servers))
+            else:
+                render.out().print("No servers. Deploy one with `mcpaas deploy`.")
+            return
+        server = client.get_server(name)
+    if server is None:
+        raise CliError(f"server {name} not found")
+    if as_json:
+        typer.echo(json.dumps(server, indent=2))
+    else:
+        render.out().print(render.server_details(server))
+
+
+@app.command()
+@_reports_errors
+def delete(ctx: typer.Context,
+           name: Annotated[str, typer.Argument(help="Server to delete.")],
+           no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0) -> None:
+    """Delete a server and wait until it is gone."""
+    state = _state(ctx)
+    with state.client() as client:
+        accepted = client.delete_server(name)
+        render.err().print(f"Accepted delete of [bold]{name}[/] (operation {accepted.operation_id or '?'})")
+        if no_wait:
+            return
+        wait_for_delete(client, name, Poller(state.sleep, state.clock, timeout))
+    render.out().print(f"{name} deleted")
+
+
+@app.command()
+@_reports_errors
+def history(ctx: typer.Context,
+            name: Annotated[str, typer.Argument(help="Server name.")],
+            as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False) -> None:
+    """List the revisions of a server with what changed in each."""
+    with _state(ctx).client() as client:
+        revisions = client.list_revisions(name)
+    if as_json:
+        typer.echo(json.dumps({"items": revisions}, indent=2))
+    elif revisions:
+        render.out().print(render.history_table(revisions))
+    else:
+        render.out().print(f"{name} has no revisions.")
+
+
+@app.command()
+@_reports_errors
+def connect(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server name.")]) -> None:
+    """Print how to connect an MCP client (VS Code, Python) to a running server."""
+    with _state(ctx).client() as client:
+        server = client.get_server(name)
+    if server is None:
+        raise CliError(f"server {name} not found")
+    if not server.get("endpoint"):
+        raise CliError(f"server {name} has no endpoint yet (status {server.get('status')})")
+    render.out().print(render.connect_snippets(name, server["endpoint"]))
