@@ -1,0 +1,82 @@
+"""Server configurations as the gateway sees them, read from the document store.
+
+The `servers` container is the source of truth (doc id = partition key = server name).
+Reads are cached for at most `ttl` seconds so a server created after the gateway
+started is served without a restart (FR-015), while a burst of requests does not turn
+into a burst of store reads. The store port is synchronous; reads run in a worker
+thread so they never block the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio.to_thread
+from pydantic import ValidationError
+
+from shared.errors import NotFoundError, UnprocessableError
+from shared.models import Server, ServerKind, ServerStatus
+from shared.store.port import DocumentStore
+
+CONTAINER = "servers"
+
+
+class ServerRegistry:
+    """Looks up servable servers by name.
+
+    Args:
+        store: the document store.
+        ttl: seconds a read stays cached (<= 1 s keeps FR-015's "no restart" promptly true).
+    """
+
+    def __init__(self, store: DocumentStore, ttl: float = 1.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Server | None]] = {}
+
+    async def lookup(self, name: str) -> Server:
+        """Return the server `name` if the gateway should serve it.
+
+        Raises:
+            NotFoundError: no document, an unreadable one, `spec.enabled` false, or
+                status `Stopped`.
+            UnprocessableError: kind `container` (no Kubernetes target configured).
+        """
+        server = await self._read(name)
+        if server is None or not server.spec.enabled or server.status == ServerStatus.STOPPED:
+            raise NotFoundError(f"server '{name}' is not deployed on this gateway")
+        if server.spec.kind == ServerKind.CONTAINER:
+            raise UnprocessableError(
+                f"server '{name}' is a container server: no Kubernetes target configured")
+        return server
+
+    async def _read(self, name: str) -> Server | None:
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        server = await anyio.to_thread.run_sync(self._read_sync, name)
+        self._cache[name] = (now + self.ttl, server)
+        return server
+
+    def _read_sync(self, name: str) -> Server | None:
+        try:
+            doc = self.store.read(CONTAINER, name, name)
+        except NotFoundError:
+            return None
+        try:
+            return Server.model_validate(doc)
+        except ValidationError:
+            # A document this gateway cannot understand is not servable; not a 500.
+            return None
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Drop cached reads (of one server, or all) so the next lookup hits the store."""
+        if name is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(name, None)
+
+    async def ping(self) -> None:
+        """Raise if the store does not answer (readiness)."""
+        await anyio.to_thread.run_sync(lambda: self.store.query(CONTAINER, limit=1))
