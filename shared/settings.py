@@ -25,7 +25,11 @@ class Settings(BaseSettings):
         gateway_url: base URL the control plane uses to reach the gateway
             (defaults to ``http://{gateway_host}:{gateway_port}``).
         api_url: base URL clients use to reach the control plane.
-        max_body_bytes: largest accepted REST request body, in bytes (1 MiB).
+        max_body_bytes: largest accepted REST request body, in bytes (1 MiB); the
+            triggers enforce it so the caller gets a 400 naming the body.
+        host_max_body_bytes: largest body devhost buffers at all, in bytes; mirrors the
+            Functions host's 100 MB HTTP request limit
+            (https://learn.microsoft.com/azure/azure-functions/functions-scale#service-limits).
         task_hub: Durable Functions task hub name.
     """
 
@@ -39,6 +43,7 @@ class Settings(BaseSettings):
     gateway_url_override: str | None = Field(default=None, alias="MCPAAS_GATEWAY_URL")
     api_url_override: str | None = Field(default=None, alias="MCPAAS_API_URL")
     max_body_bytes: int = 1024 * 1024
+    host_max_body_bytes: int = 100 * 1024 * 1024
     task_hub: str = "mcpaas"
 
     @property

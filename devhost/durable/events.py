@@ -9,7 +9,7 @@ mirror DTFx's history events. Completion events are matched by the SDK on
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.durable_functions.models.history import HistoryEventType as T
@@ -22,20 +22,20 @@ Event = dict[str, Any]
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fmt(moment: datetime) -> str:
     """Format an aware or naive-UTC datetime the way the SDK writes them."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime(DATETIME_FORMAT)
 
 
 def parse(text: str) -> datetime:
     """Parse a timestamp written by :func:`fmt` (or any ISO-8601 UTC string)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = datetime.fromisoformat(text)  # 3.11 accepts the trailing Z
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _event(kind: T, now: datetime, event_id: int = -1, **fields: Any) -> Event:

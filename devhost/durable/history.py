@@ -102,7 +102,9 @@ class EpisodeCommit:
     """Everything one replay episode changes, applied in one transaction.
 
     ``consumed_upto`` is the last inbox seq fed to the orchestrator; ``restart_event`` is
-    set for continue-as-new (history is wiped and the event queued for a new execution).
+    set for continue-as-new (history is wiped and the event queued for a new execution);
+    ``notify`` is (parent id, event) for a finished sub-orchestration; ``self_messages``
+    are queued back to this instance for the next episode.
     """
 
     instance_id: str
@@ -116,6 +118,7 @@ class EpisodeCommit:
     cancel_task_ids: list[int] = field(default_factory=list)
     children: list[NewInstance] = field(default_factory=list)
     notify: tuple[str, Event] | None = None
+    self_messages: list[Event] = field(default_factory=list)
     restart_event: Event | None = None
 
 
@@ -143,7 +146,7 @@ class DurableStore:
         with self._lock:
             self._db.close()
 
-    def _txn(self) -> "_Txn":
+    def _txn(self) -> _Txn:
         return _Txn(self)
 
     # ---- instances -------------------------------------------------------------------
@@ -265,6 +268,9 @@ class DurableStore:
                 self._create_in(db, child, now)
             if c.notify is not None:
                 self._notify_parent(db, *c.notify)
+            for event in c.self_messages:
+                db.execute("INSERT INTO inbox(instance_id, event) VALUES(?,?)",
+                           (c.instance_id, json.dumps(event)))
             if c.restart_event is not None:
                 self._restart(db, c.instance_id, c.restart_event)
             return True
@@ -342,7 +348,7 @@ class _Txn:
         self._store._db.execute("BEGIN IMMEDIATE")
         return self._store._db
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             self._store._db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:

@@ -1,0 +1,55 @@
+"""``python -m devhost [--app module:attr] [--host H] [--port P]``: serve a FunctionApp.
+
+Imports ``function_app:app`` by default (the repo-root module, as Core Tools would),
+reads :func:`shared.settings.get_settings` and runs uvicorn on ``api_host:api_port``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+import uvicorn
+
+from devhost.host import create_app
+from shared.settings import get_settings
+
+
+def load_app(spec: str) -> object:
+    """Import ``module:attr`` (attr defaults to ``app``).
+
+    Raises:
+        ImportError / AttributeError: the module or attribute does not exist.
+    """
+    module_name, _, attr = spec.partition(":")
+    # Like Core Tools, resolve the app module relative to the working directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return getattr(importlib.import_module(module_name), attr or "app")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    parser.add_argument("--app", default="function_app:app",
+                        help="FunctionApp to serve, as module:attr (default %(default)s)")
+    parser.add_argument("--host", help="override MCPAAS_API_HOST")
+    parser.add_argument("--port", type=int, help="override MCPAAS_API_PORT")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    updates = {k: v for k, v in {"api_host": args.host, "api_port": args.port}.items() if v}
+    if updates:
+        settings = settings.model_copy(update=updates)
+    app = create_app(load_app(args.app), settings)  # type: ignore[arg-type]
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port,
+                log_level=args.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()
