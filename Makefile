@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+API_PORT ?= 7071
+GATEWAY_PORT ?= 8080
+DATA_DIR ?= .mcpaas
 
 .PHONY: run test install bench clean
 
@@ -21,7 +24,8 @@ $(NODE_STAMP): package.json
 	touch $@
 
 run: install
-	$(VENV)/bin/mcpaas up --deploy catalog/echo/server.yaml
+	$(VENV)/bin/mcpaas up --port $(API_PORT) --gateway-port $(GATEWAY_PORT) --data-dir $(DATA_DIR) \
+		--deploy catalog/echo/server.yaml
 
 test: install
 	$(PY) -m pytest

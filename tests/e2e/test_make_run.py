@@ -1,0 +1,49 @@
+"""The README's `make run`: the platform comes up with the catalog's echo server deployed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from mcp import Client
+
+from tests.e2e.conftest import REPO, free_port
+
+
+def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
+    """Collect stdout lines until one contains `marker`; fail on exit or timeout."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise AssertionError(f"make run exited {process.returncode}:\n{''.join(seen)}")
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"no '{marker}' within {timeout} s:\n{''.join(seen)}")
+
+
+async def test_make_run_serves_the_echo_server(tmp_path):
+    api_port, gateway_port = free_port(), free_port()
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "run", f"API_PORT={api_port}", f"GATEWAY_PORT={gateway_port}",
+         f"DATA_DIR={tmp_path / 'data'}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "COLUMNS": "200"})
+    try:
+        output = read_until(process, "MCPaaS is up", timeout=120)
+        endpoint = f"http://127.0.0.1:{gateway_port}/servers/echo/mcp"
+        assert endpoint in output and '"type": "http"' in output and "from mcp import Client" in output
+        async with Client(endpoint) as client:
+            result = await client.call_tool("echo", {"message": "hello from make run"})
+            assert result.content[0].text == "hello from make run"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole group
+        process.wait(30)
+    with pytest.raises(httpx.ConnectError):  # Ctrl-C stopped the gateway too
+        httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=5)
