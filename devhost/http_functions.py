@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from devhost.indexing import list_functions
-from devhost.problems import BodyTooLarge, problem, read_body, too_large
+from devhost.problems import problem, too_large
+from shared.asgi import read_limited_body
+from shared.errors import PayloadTooLargeError
 
 log = logging.getLogger("devhost.http")
 
@@ -136,8 +138,8 @@ class HttpFunctionDispatcher:
             return resp
         route, match = allowed[0]
         try:
-            body = await read_body(request, self._limit)
-        except BodyTooLarge as exc:
+            body = await read_limited_body(request, self._limit)
+        except PayloadTooLargeError as exc:
             return too_large(exc)
         params = {k: v for k, v in match.groupdict().items() if v is not None}
         req = func.HttpRequest(

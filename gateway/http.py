@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.errors import PROBLEM_JSON, MCPaaSError, PayloadTooLargeError, problem_body
+from shared.errors import PROBLEM_JSON, MCPaaSError, problem_body
 
 from gateway.jsonrpc import INVALID_REQUEST, error_response
 
@@ -47,25 +47,6 @@ def check_protocol_version(request: Request) -> Response | None:
     return rpc_error(400, INVALID_REQUEST,
                      f"Bad Request: unsupported MCP-Protocol-Version '{version}'; "
                      f"supported: {', '.join(SUPPORTED_VERSIONS)}")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, at most `limit` bytes.
-
-    Raises:
-        PayloadTooLargeError: Content-Length or the streamed body exceeds `limit`.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # chunked bodies have no Content-Length
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def accepts_sse(request: Request) -> bool:

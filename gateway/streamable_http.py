@@ -24,9 +24,10 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared.asgi import read_limited_body
 from shared.models import Server
 
-from gateway.http import (SESSION_HEADER, accepts_sse, check_protocol_version, read_body,
+from gateway.http import (SESSION_HEADER, accepts_sse, check_protocol_version,
                           rpc_error)
 from gateway.jsonrpc import (INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND, Message,
                              MessageError, dumps, is_request, parse_message)
@@ -72,7 +73,7 @@ class PackageEndpoint:
 
         Raises PayloadTooLargeError (413) for a body over the limit.
         """
-        body = await read_body(request, self.max_body_bytes)
+        body = await read_limited_body(request, self.max_body_bytes)
         try:
             message = parse_message(body)
         except MessageError as exc:
@@ -142,17 +143,22 @@ class PackageEndpoint:
             session.abandon(waiter)
         return JSONResponse(reply, headers=headers)
 
+    def _session_of(self, request: Request, server: Server) -> Session | Response:
+        """The session named by `Mcp-Session-Id`, or the 400/404 response to send instead."""
+        session_id = request.headers.get(SESSION_HEADER)
+        if not session_id:
+            return rpc_error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+        session = self.sessions.get(session_id, server.name)
+        return _session_not_found() if session is None else session
+
     async def get(self, request: Request, server: Server) -> Response:
         """Open the standalone SSE stream of a session (406 without the SSE Accept,
         409 when one is open already)."""
         if not accepts_sse(request):
             return Response("Not Acceptable: GET needs Accept: text/event-stream", 406)
-        session_id = request.headers.get(SESSION_HEADER)
-        if not session_id:
-            return rpc_error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
-        session = self.sessions.get(session_id, server.name)
-        if session is None:
-            return _session_not_found()
+        session = self._session_of(request, server)
+        if isinstance(session, Response):
+            return session
         try:
             queue = session.open_get_stream()
         except SessionGoneError:
@@ -164,12 +170,9 @@ class PackageEndpoint:
 
     async def delete(self, request: Request, server: Server) -> Response:
         """End a session and its child (204); 400 without the header, 404 when unknown."""
-        session_id = request.headers.get(SESSION_HEADER)
-        if not session_id:
-            return rpc_error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
-        session = self.sessions.get(session_id, server.name)
-        if session is None:
-            return _session_not_found()
+        session = self._session_of(request, server)
+        if isinstance(session, Response):
+            return session
         await session.terminate()
         return Response(status_code=204)
 

@@ -16,9 +16,10 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from shared.asgi import read_limited_body
 from shared.models import Server
 
-from gateway.http import check_protocol_version, read_body, rpc_error
+from gateway.http import check_protocol_version, rpc_error
 from gateway.jsonrpc import INTERNAL_ERROR
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class UpstreamProxy:
             return bad
         if request.method not in ("GET", "POST", "DELETE"):
             return Response(status_code=405, headers={"allow": "GET, POST, DELETE"})
-        body = await read_body(request, self.max_body_bytes) if request.method == "POST" else b""
+        body = await read_limited_body(request, self.max_body_bytes) if request.method == "POST" else b""
         headers = {name: value for name in REQUEST_HEADERS
                    if (value := request.headers.get(name)) is not None}
         # Identity encoding: the body is relayed raw, so it must not arrive compressed.

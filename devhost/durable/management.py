@@ -28,7 +28,9 @@ from starlette.routing import Route
 
 from devhost.durable.engine import DurableEngine, UnknownOrchestrator
 from devhost.durable.history import Instance, InstanceExists
-from devhost.problems import BodyTooLarge, read_body, too_large
+from devhost.problems import too_large
+from shared.asgi import read_limited_body
+from shared.errors import PayloadTooLargeError
 
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 INSTANCE_PLACEHOLDER = "INSTANCEID"
@@ -153,7 +155,7 @@ class ManagementApi:
         ]
 
     async def _payload(self, request: Request) -> str | None:
-        return payload_json(await read_body(request, self._limit))
+        return payload_json(await read_limited_body(request, self._limit))
 
     async def start_new(self, request: Request) -> Response:
         """Start an orchestration (202), see module docstring for errors."""
@@ -162,7 +164,7 @@ class ManagementApi:
         try:
             input_json = await self._payload(request)
             self._engine.start(name, instance_id, input_json)
-        except BodyTooLarge as exc:
+        except PayloadTooLargeError as exc:
             return too_large(exc)
         except ValueError:
             return JSONResponse({"ExceptionMessage": "request body is not JSON"}, 400)
@@ -204,7 +206,7 @@ class ManagementApi:
         """Queue an external event for a live instance."""
         try:
             input_json = await self._payload(request)
-        except BodyTooLarge as exc:
+        except PayloadTooLargeError as exc:
             return too_large(exc)
         except ValueError:
             return JSONResponse("Only application/json request content is supported", 400)
