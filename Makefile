@@ -5,18 +5,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+# scanners and validators live in their own venv: their pins must not move the app's
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
 .PHONY: run test install bench clean
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(TOOLS_STAMP): tools-requirements.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r tools-requirements.txt
 	touch $@
 
 $(NODE_STAMP): package.json
@@ -34,4 +43,4 @@ bench: install
 	$(PY) bench/deploy_and_call.py
 
 clean:
-	rm -rf $(VENV) node_modules .mcpaas
+	rm -rf $(VENV) $(TOOLS_VENV) node_modules .mcpaas
