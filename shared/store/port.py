@@ -16,6 +16,7 @@ Document = dict[str, Any]
 # container name -> the document field that is its partition key
 CONTAINERS: dict[str, str] = {
     "servers": "id",
+    "api_keys": "id",
     "revisions": "server",
     "audit": "entity",
     "invocations": "server",
@@ -24,6 +25,7 @@ CONTAINERS: dict[str, str] = {
     "checklists": "server",
     "quota_samples": "region",
     "apim_snapshots": "service",
+    "idempotency_keys": "id",  # one document per processed message key (Service Bus)
 }
 
 
