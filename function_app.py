@@ -8,12 +8,19 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.gateway import bp as gateway_activities
+from activities.arm import bp as arm_activities
+from activities.kubernetes import bp as kubernetes_activities
 from activities.store import bp as store_activities
 from orchestrators.delete import bp as delete_orchestration
 from orchestrators.deploy import bp as deploy_orchestration
+from orchestrators.provision import bp as provision_orchestration
+from orchestrators.rollback import bp as rollback_orchestration
 from triggers.http_api import bp as http_api
+from triggers.service_bus import bp as service_bus
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (http_api, deploy_orchestration, delete_orchestration, store_activities, gateway_activities):
+for blueprint in (http_api, service_bus, deploy_orchestration, delete_orchestration, store_activities, gateway_activities):
+    app.register_functions(blueprint)
+for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_activities, arm_activities):
     app.register_functions(blueprint)

@@ -72,6 +72,14 @@ class ControlPlane:
         """Start deleting `name` (`DELETE /api/servers/{name}`)."""
         return _accepted(self._request("DELETE", _server_path(name)))
 
+    def provision(self, spec: dict[str, Any]) -> Accepted:
+        """Start provisioning the Azure control plane (`POST /api/controlplane`)."""
+        return _accepted(self._request("POST", "/api/controlplane", json=spec))
+
+    def rollback_server(self, name: str, revision: int) -> Accepted:
+        """Re-apply revision `revision` of `name` as a new revision (`POST .../rollback`)."""
+        return _accepted(self._request("POST", f"{_server_path(name)}/rollback", json={"revision": revision}))
+
     def list_revisions(self, name: str) -> list[dict[str, Any]]:
         """Every applied spec of `name`, with diffs (`GET /api/servers/{name}/revisions`)."""
         return self._request("GET", f"{_server_path(name)}/revisions").json().get("items", [])

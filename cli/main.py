@@ -13,12 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
+from cli import queue as deploy_queue
 from cli import render, specs
 from cli.api import DEFAULT_API_URL
 from cli.errors import CliError
 from cli.platform import PlatformOptions, run_platform
 from cli.state import CliState
 from cli.wait import Poller, wait_for_delete, wait_for_deploy
+from shared import manifests
+from shared.settings import get_settings
 
 app = typer.Typer(name="mcpaas", help="Deploy, run and govern MCP servers.",
                   no_args_is_help=True, add_completion=False)
@@ -94,6 +97,12 @@ RemoteOpt = Annotated[str | None, typer.Option(help="URL of an existing Streamab
 DescriptionOpt = Annotated[str | None, typer.Option(help="Description (overrides the file's).")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once the request is accepted.")]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the operation.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the Kubernetes objects a container "
+                                         "spec renders to (other kinds: the validated spec) as YAML; "
+                                         "nothing is sent.")]
+QueueOpt = Annotated[bool, typer.Option("--queue", help="Enqueue a deploy request on the deploy-requests "
+                                        "queue (Service Bus if MCPAAS_SERVICEBUS_NAMESPACE is set, else "
+                                        "the local devhost queue) instead of calling the REST API.")]
 
 
 @app.command()
@@ -101,8 +110,9 @@ TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the operati
 def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
            command: CommandOpt = None, arg: ArgOpt = None, env: EnvOpt = None,
            remote_url: RemoteOpt = None, description: DescriptionOpt = None,
-           no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0) -> None:
-    """Create or update a server and wait until it runs."""
+           no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0, queue: QueueOpt = False,
+           dry_run: DryRunOpt = False) -> None:
+    """Create or update a server and wait until it runs (`--queue`: enqueue the request and return)."""
     if file is not None:
         if command or remote_url or arg or env:
             raise specs.SpecError("-f cannot be combined with --command/--remote-url/--arg/--env")
@@ -114,9 +124,24 @@ def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
     if description is not None:
         data["description"] = description
     spec = specs.validate_spec(data)
+    if dry_run:
+        typer.echo(manifests.preview_yaml(spec), nl=False)
+        return
+    if queue:
+        _enqueue(_state(ctx), spec)
+        return
     final = _deploy(_state(ctx), spec, no_wait, timeout)
     if final is not None:
         render.out().print(f"[green]✓[/] {spec.name} is Running at {final.get('endpoint') or '(no endpoint)'}")
+
+
+def _enqueue(state: CliState, spec: Any) -> None:
+    """Send a deploy request for `spec` to the deploy-requests queue (`cli.queue`)."""
+    request = deploy_queue.deploy_request(specs.spec_payload(spec))
+    message_id = deploy_queue.enqueue_deploy(request, api_url=state.api_url, transport=state.transport,
+                                             namespace=get_settings().servicebus_namespace)
+    render.out().print(f"Enqueued deploy of [bold]{spec.name}[/] (message {message_id}); "
+                       f"follow it with `mcpaas status {spec.name}`")
 
 
 def _deploy(state: CliState, spec: Any, no_wait: bool, timeout: float) -> dict[str, Any] | None:
@@ -189,6 +214,59 @@ def history(ctx: typer.Context,
         render.out().print(render.history_table(revisions))
     else:
         render.out().print(f"{name} has no revisions.")
+
+
+@app.command()
+@_reports_errors
+def rollback(ctx: typer.Context,
+             name: Annotated[str, typer.Argument(help="Server name.")],
+             to: Annotated[int, typer.Option("--to", min=1, help="Revision whose spec to re-apply.")],
+             no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0) -> None:
+    """Re-apply an earlier revision's spec as a new revision and wait until it runs."""
+    state = _state(ctx)
+    with state.client() as client:
+        accepted = client.rollback_server(name, to)
+        server = accepted.server or client.get_server(name) or {"name": name}
+        render.err().print(f"Accepted rollback of [bold]{name}[/] to revision {to} as revision "
+                           f"{server.get('latest_revision', '?')} (operation {accepted.operation_id or '?'})")
+        if no_wait:
+            return
+        final = wait_for_deploy(client, server, Poller(state.sleep, state.clock, timeout))
+    render.out().print(f"[green]✓[/] {name} is Running revision {final.get('revision')} (spec of revision {to})")
+
+
+@app.command()
+@_reports_errors
+def provision(ctx: typer.Context,
+              file: Annotated[str, typer.Option("-f", "--file", help="ControlPlaneSpec file (YAML or JSON).")],
+              no_wait: NoWaitOpt = False,
+              timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 3600.0) -> None:
+    """Provision the Azure control plane (resource group, AKS, ACR, gateway); run it again to resume."""
+    state = _state(ctx)
+    spec = specs.load_spec_file(file, sys.stdin)
+    with state.client() as client:
+        accepted = client.provision(spec)
+        render.err().print(f"Accepted provision (operation {accepted.operation_id})")
+        if no_wait:
+            return
+        poller, shown = Poller(state.sleep, state.clock, timeout), None
+        deadline = poller.clock() + poller.timeout
+        while True:
+            operation = client.get_operation(str(accepted.operation_id))
+            progress = operation.get("customStatus") or {}
+            if progress.get("step") != shown:  # one line per step, not per poll
+                shown = progress.get("step")
+                render.err().print(f"  [{progress.get('number', '?')}/{progress.get('of', '?')}] {shown}")
+            if operation.get("runtimeStatus") in ("Completed", "Failed", "Terminated"):
+                break
+            if poller.clock() > deadline:
+                raise CliError(f"provision still running after {timeout:g} s (operation {accepted.operation_id})")
+            poller.sleep(2.0)
+    output = operation.get("output") or {}
+    if output.get("status") != "Succeeded":
+        raise CliError(f"provision failed at step {output.get('failed_step')!r}: {output.get('reason')} "
+                       "(fix it and run `mcpaas provision` again to resume)")
+    render.out().print("[green]✓[/] control plane provisioned")
 
 
 @app.command()

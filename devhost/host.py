@@ -7,7 +7,10 @@
   (:mod:`devhost.durable.management`), so the SDK's ``DurableOrchestrationClient``
   works unchanged against it;
 * runs the durable worker (:mod:`devhost.durable.engine`) for the app's lifetime,
-  with history in SQLite at ``settings.durable_path``.
+  with history in SQLite at ``settings.durable_path``;
+* delivers local Service Bus queues (:mod:`devhost.queues`, ``/runtime/queues``), the
+  Event Grid webhook (:mod:`devhost.event_grid`) and timer schedules plus
+  ``/admin/functions/{name}`` (:mod:`devhost.timers`) to the non-HTTP functions.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from starlette.routing import Route
 from devhost.durable.engine import DurableEngine
 from devhost.durable.functions import DurableFunctions
 from devhost.durable.management import ManagementApi, client_binding
+from devhost.event_grid import EventGridWebhook
 from devhost.http_functions import (
     ROUTE_PREFIX,
     HttpFunctionDispatcher,
     collect_http_routes,
 )
 from devhost.problems import problem
+from devhost.queues import QueueWorker
+from devhost.timers import TimerScheduler
 from shared.settings import Settings
 
 log = logging.getLogger("devhost")
@@ -53,24 +59,32 @@ def create_app(app: func.FunctionApp, settings: Settings) -> Starlette:
     dispatcher = HttpFunctionDispatcher(collect_http_routes(app), lambda: binding_json,
                                         settings.host_max_body_bytes)
     management = ManagementApi(engine, binding, settings.host_max_body_bytes)
+    queues = QueueWorker(app, settings.queues_path, binding_json)
+    timers = TimerScheduler(app, binding_json)
+    event_grid = EventGridWebhook(app, binding_json)
 
     @contextlib.asynccontextmanager
     async def lifespan(site: Starlette) -> AsyncIterator[None]:
         await engine.start_worker()
+        await queues.start()
+        await timers.start()
         try:
             yield
         finally:
+            await timers.stop()
+            await queues.stop()
             await engine.stop_worker()
             await _close_sdk_session()
 
     site = Starlette(
-        routes=[*management.routes(),
+        routes=[*management.routes(), *queues.routes(), *event_grid.routes(), *timers.routes(),
                 Route(ROUTE_PREFIX, dispatcher.dispatch, methods=_ALL_METHODS),
                 Route(ROUTE_PREFIX + "/{path:path}", dispatcher.dispatch, methods=_ALL_METHODS)],
         exception_handlers={HTTPException: _http_problem},
         lifespan=lifespan)
     site.state.engine = engine
     site.state.client_binding = binding_json
+    site.state.queues = queues
     return site
 
 

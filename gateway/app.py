@@ -13,6 +13,7 @@ Routes:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,10 +30,13 @@ from shared.models import ServerKind
 from shared.settings import Settings
 from shared.store.port import DocumentStore
 
-from gateway.http import problem
+from gateway.http import check_origin, parse_origins, problem
+from gateway.locks import open_locks
+from gateway.metrics import metrics_endpoint
+from gateway.provision import Provisioner
 from gateway.registry import ServerRegistry
-from gateway.sessions import SessionRegistry
 from gateway.streamable_http import PackageEndpoint
+from gateway.supervisor import SessionRegistry
 from gateway.upstream import UpstreamProxy, default_client
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class Gateway:
     package: PackageEndpoint
     upstream: UpstreamProxy
     http: httpx.AsyncClient
+    allowed_origins: tuple[str, ...]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -64,6 +69,9 @@ def _gateway(request: Request) -> Gateway:
 async def mcp_endpoint(request: Request) -> Response:
     """`/servers/{name}/mcp`: look the server up in the store, then relay by kind."""
     gw = _gateway(request)
+    # DNS-rebinding protection comes before anything else, including the store lookup.
+    if (forbidden := check_origin(request, gw.allowed_origins)) is not None:
+        return forbidden
     name = request.path_params["name"]
     try:
         server = await gw.registry.lookup(name)
@@ -125,18 +133,28 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     every child's process group and closes the pool.
     """
     http = default_client()
-    sessions = SessionRegistry(settings.servers_dir)
+    sessions = SessionRegistry(settings.servers_dir,
+                               max_sessions=settings.gateway_max_sessions_per_server,
+                               idle_seconds=settings.gateway_session_idle_seconds,
+                               event_capacity=settings.gateway_event_store_size)
+    limit = settings.gateway_max_body_bytes
+    locks = open_locks(settings.redis_url)
+    provisioner = Provisioner(store, locks, settings.servers_dir)
     gateway = Gateway(settings=settings, registry=ServerRegistry(store), sessions=sessions,
-                      package=PackageEndpoint(sessions, settings.max_body_bytes),
-                      upstream=UpstreamProxy(http, settings.max_body_bytes), http=http)
+                      package=PackageEndpoint(sessions, limit, provisioner.ensure),
+                      upstream=UpstreamProxy(http, limit), http=http,
+                      allowed_origins=parse_origins(settings.gateway_allowed_origins))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(sessions.run_reaper(), name="idle-reaper")
         try:
             yield
         finally:
+            reaper.cancel()
             stopped = await sessions.stop_all()
             await http.aclose()
+            await locks.close()
             log.info("gateway stopped; %d sessions ended", stopped)
 
     routes = [
@@ -145,6 +163,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
         Route("/admin/servers/{name}/sessions", stop_sessions, methods=["DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={MCPaaSError: _problem_handler})

@@ -6,6 +6,7 @@ responses, bounded body reading, and the MCP protocol-version check
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,6 +14,10 @@ from starlette.responses import JSONResponse, Response
 from shared.errors import PROBLEM_JSON, MCPaaSError, problem_body
 
 from gateway.jsonrpc import INVALID_REQUEST, error_response
+
+# Batches were part of 2025-03-26 only; 2025-06-18 removed them
+# (https://modelcontextprotocol.io/specification/2025-06-18/changelog).
+BATCH_VERSIONS = ("2025-03-26",)
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -52,3 +57,59 @@ def check_protocol_version(request: Request) -> Response | None:
 def accepts_sse(request: Request) -> bool:
     """True when the `Accept` header admits `text/event-stream`."""
     return "text/event-stream" in request.headers.get("accept", "").lower()
+
+
+def request_version(request: Request, negotiated: str | None = None) -> str:
+    """The protocol version a request speaks: its header, else the session's
+    negotiated version, else 2025-03-26 (the spec's default for a missing header)."""
+    return request.headers.get(VERSION_HEADER) or negotiated or DEFAULT_VERSION
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """Allowlist entries from the comma-separated setting, lowercased, no trailing '/'."""
+    return tuple(item.strip().lower().rstrip("/") for item in value.split(",") if item.strip())
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """DNS-rebinding protection (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#security-warning).
+
+    No `Origin` (non-browser clients) passes. An entry `scheme://host` admits that
+    host on any port; `scheme://host:port` only that port; `*` admits everything.
+    """
+    if origin is None or "*" in allowed:
+        return True
+    value = origin.strip().lower().rstrip("/")
+    if value in allowed:
+        return True
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not parts.scheme or not host:
+        return False
+    bare = f"{parts.scheme}://[{host}]" if ":" in host else f"{parts.scheme}://{host}"
+    return bare in allowed
+
+
+def check_origin(request: Request, allowed: tuple[str, ...]) -> Response | None:
+    """403 JSON-RPC error when the `Origin` header is not allowed; None otherwise."""
+    origin = request.headers.get("origin")
+    if origin_allowed(origin, allowed):
+        return None
+    return rpc_error(403, INVALID_REQUEST, f"Forbidden: Origin '{origin}' is not allowed")
+
+
+def check_post_headers(request: Request) -> Response | None:
+    """415 unless the body is declared `application/json`; 406 when `Accept` admits
+    neither JSON nor SSE. None when the POST may proceed."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return rpc_error(415, INVALID_REQUEST,
+                         "Unsupported Media Type: Content-Type must be application/json")
+    accept = request.headers.get("accept", "").lower()
+    if accept and not any(kind in accept for kind in
+                          ("application/json", "text/event-stream", "*/*", "application/*")):
+        return rpc_error(406, INVALID_REQUEST, "Not Acceptable: Accept must admit "
+                         "application/json or text/event-stream")
+    return None

@@ -27,20 +27,37 @@ class MessageError(ValueError):
         self.message = message
 
 
-def parse_message(body: bytes) -> Message:
-    """Decode one JSON-RPC message from an HTTP body.
+def parse_payload(body: bytes) -> Message | list[Message]:
+    """Decode an HTTP body: one JSON-RPC message, or a non-empty batch array of them.
 
     Raises:
-        MessageError: code -32700 for invalid JSON, -32600 for a batch array (not
-            supported yet) or anything that is not a JSON-RPC 2.0 request,
-            notification or response object.
+        MessageError: code -32700 for invalid JSON, -32600 for an empty array or
+            anything that is not a JSON-RPC 2.0 request, notification or response.
     """
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(PARSE_ERROR, f"Parse error: {exc}") from None
     if isinstance(value, list):
+        if not value:
+            raise MessageError(INVALID_REQUEST, "Invalid Request: empty batch")
+        return [validate_message(item) for item in value]
+    return validate_message(value)
+
+
+def parse_message(body: bytes) -> Message:
+    """Decode exactly one JSON-RPC message. Raises MessageError (-32600 for a batch)."""
+    value = parse_payload(body)
+    if isinstance(value, list):
         raise MessageError(INVALID_REQUEST, "Invalid Request: batch arrays are not supported")
+    return value
+
+
+def validate_message(value: Any) -> Message:
+    """Check one decoded value is a JSON-RPC 2.0 request, notification or response.
+
+    Raises MessageError (-32600) otherwise.
+    """
     if not isinstance(value, dict) or value.get("jsonrpc") != "2.0":
         raise MessageError(INVALID_REQUEST, "Invalid Request: expected a JSON-RPC 2.0 object")
     if "method" in value:

@@ -1,8 +1,8 @@
 """One stdio MCP server child process (MCP stdio transport,
 https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#stdio).
 
-Messages are newline-delimited JSON on the child's stdin/stdout; stderr is appended to
-a log file. The child leads its own process group so that terminating it also ends
+Messages are newline-delimited JSON on the child's stdin/stdout; stderr lines are
+appended, timestamped, to the server's log (`gateway.logs`), followed by the exit code. The child leads its own process group so that terminating it also ends
 anything it started (e.g. `npx` -> `node`).
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from shared.models import PackageSource
 
 from gateway.jsonrpc import Message, dumps
+from gateway.logs import LOG_NAME, append_line, copy_stderr
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +50,23 @@ class StdioChild:
         workdir: working directory (created if missing); `stderr.log` is appended there.
         on_message: awaited with every JSON object the child writes to stdout.
         on_exit: awaited once when stdout closes, with the exit code (None if unknown)
-            and a human-readable reason.
+            and a human-readable reason; may be set after construction (`.on_exit`).
 
     Use `await start()` (raises `OSError` when the command cannot be started), `send()`,
     and `await terminate()`.
     """
 
     def __init__(self, package: PackageSource, workdir: Path,
-                 on_message: OnMessage, on_exit: OnExit) -> None:
+                 on_message: OnMessage, on_exit: OnExit | None) -> None:
         self.package = package
         self.workdir = workdir
         self._on_message = on_message
-        self._on_exit = on_exit
+        self.on_exit = on_exit
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
+        self._stderr: asyncio.Task[None] | None = None
+        self.log_file = self.workdir / LOG_NAME
 
     @property
     def pid(self) -> int | None:
@@ -79,12 +82,15 @@ class StdioChild:
         """Spawn the child and start relaying its stdout. Raises OSError on failure."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [self.package.command, *self.package.args]
-        with open(self.workdir / "stderr.log", "ab") as stderr:
-            self._proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, cwd=self.workdir, env=child_env(self.package),
-                start_new_session=True, limit=MAX_LINE_BYTES)
+        self._proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=self.workdir, env=child_env(self.package),
+            start_new_session=True, limit=MAX_LINE_BYTES)
         log.info("started %s (pid %s) in %s", argv, self._proc.pid, self.workdir)
+        assert self._proc.stderr is not None
+        self._stderr = asyncio.create_task(
+            copy_stderr(self._proc.stderr, self.log_file, self._proc.pid),
+            name=f"stderr-{self._proc.pid}")
         self._reader = asyncio.create_task(self._read_stdout(), name=f"stdio-{self._proc.pid}")
 
     async def send(self, message: Message) -> None:
@@ -118,7 +124,11 @@ class StdioChild:
         # Stdout closed: whatever is left in the group (grandchildren) has no one to talk to.
         self._signal_group(signal.SIGTERM)
         log.info("pid %s ended (%s), exit code %s", self._proc.pid, reason, code)
-        await self._on_exit(code, reason)
+        if self._stderr is not None:  # flush the last stderr lines before the exit line
+            await asyncio.wait([self._stderr], timeout=TERMINATE_GRACE_SECONDS)
+        append_line(self.log_file, self._proc.pid, f"exited with code {code} ({reason})")
+        if self.on_exit is not None:
+            await self.on_exit(code, reason)
 
     async def _dispatch_line(self, line: bytes) -> None:
         text = line.strip()

@@ -42,21 +42,42 @@ class ServerStatus(str, Enum):
     STOPPED = "Stopped"
 
 
+def _check_env_names(value: dict[str, str]) -> dict[str, str]:
+    bad = [name for name in value if not ENV_NAME.match(name)]
+    if bad:
+        raise ValueError(f"invalid environment variable names: {', '.join(sorted(bad))}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SessionMode(str, Enum):
+    """How the gateway maps MCP sessions to stdio children of a `package` server.
+
+    `isolated`: one child per session, every protocol feature intact. `shared`: one
+    child serves many sessions (stateless tool servers); no sampling/elicitation/roots.
+    """
+
+    ISOLATED = "isolated"
+    SHARED = "shared"
 
 
 class PackageSource(_Strict):
     """A stdio MCP server the gateway starts as a child process.
 
     `command` and `args` form the argv; `env` is added to the child's environment;
-    `install` is an optional argv run once before first start (FR-014).
+    `install` is an optional argv run once before first start (FR-014);
+    `session_mode` picks one child per session or one shared child.
     """
 
     command: str = Field(min_length=1, max_length=1024)
     args: list[str] = Field(default_factory=list, max_length=256)
     env: dict[str, str] = Field(default_factory=dict)
     install: list[str] | None = None
+    # None means `isolated` (the default), kept None so specs round-trip unchanged.
+    session_mode: SessionMode | None = None
 
     @field_validator("command")
     @classmethod
@@ -68,10 +89,7 @@ class PackageSource(_Strict):
     @field_validator("env")
     @classmethod
     def _env_names_valid(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in value if not ENV_NAME.match(name)]
-        if bad:
-            raise ValueError(f"invalid environment variable names: {', '.join(sorted(bad))}")
-        return value
+        return _check_env_names(value)
 
 
 class ContainerResources(_Strict):
@@ -81,14 +99,44 @@ class ContainerResources(_Strict):
     memory: str = "256Mi"
 
 
+class ContainerAutoscaling(_Strict):
+    """HorizontalPodAutoscaler bounds and targets (percent of the requested CPU/memory)."""
+
+    min_replicas: int = Field(default=1, ge=1, le=100)
+    max_replicas: int = Field(default=3, ge=1, le=100)
+    cpu_percent: int = Field(default=70, ge=1, le=100)
+    memory_percent: int = Field(default=80, ge=1, le=100)
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("min_replicas", 1):
+            raise ValueError("must be at least min_replicas")
+        return value
+
+
 class ContainerSource(_Strict):
-    """An MCP server image run on AKS and served over Streamable HTTP at `port` + `path`."""
+    """An MCP server image run on AKS and served over Streamable HTTP at `port` + `path`.
+
+    `env` becomes the container's environment (a change rolls the pods through the
+    config-hash annotation); `autoscaling` sets the HPA; `replicas` is the initial
+    count before the HPA takes over. `auto_deploy` opts in to redeploys on ACR pushes
+    of the same repository and tag.
+    """
 
     image: str = Field(min_length=1, max_length=512)
     port: int = Field(default=8000, ge=1, le=65535)
     path: str = "/mcp"
     replicas: int = Field(default=1, ge=0, le=100)
     resources: ContainerResources = Field(default_factory=ContainerResources)
+    env: dict[str, str] = Field(default_factory=dict)
+    autoscaling: ContainerAutoscaling = Field(default_factory=ContainerAutoscaling)
+    auto_deploy: bool = False
+
+    @field_validator("env")
+    @classmethod
+    def _env_names_valid(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(value)
 
 
 class RemoteSource(_Strict):
@@ -149,6 +197,7 @@ class Server(BaseModel):
     revision: int = 0
     latest_revision: int = 0
     endpoint: str | None = None
+    upstream_url: str | None = None  # in-cluster Service URL of a container server (gateway's upstream)
     operation_id: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
@@ -157,13 +206,15 @@ class Server(BaseModel):
 class Revision(BaseModel):
     """One accepted spec of a server (container `revisions`, partition key = server name).
 
-    `diff` maps each changed dotted field path to `{"from": old, "to": new}`.
+    `diff` maps each changed dotted field path to `{"from": old, "to": new}`;
+    `manifest_hash` is `shared.manifests.manifest_hash` of the spec (sha256 hex).
     """
 
     server: str
     number: int = Field(ge=1)
     spec: ServerSpec
     diff: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    manifest_hash: str = ""
     actor: str
     operation_id: str
     created_at: datetime = Field(default_factory=utc_now)
@@ -210,13 +261,49 @@ def spec_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str,
 class OperationJob(BaseModel):
     """Input of the `deploy` and `delete` orchestrations and their activities.
 
-    `action` is ``create``, ``update`` or ``delete``; `revision` the revision number the
-    operation applies (0 for delete); `spec` the accepted spec as JSON.
+    `action` is ``create``, ``update``, ``rollback`` or ``delete``; `revision` the
+    revision number the operation applies (0 for delete); `spec` the accepted spec as JSON.
     """
 
     name: str
     operation_id: str
     actor: str
-    action: Literal["create", "update", "delete"]
+    action: Literal["create", "update", "rollback", "delete"]
     revision: int = 0
     spec: dict[str, Any] | None = None
+    rollback_to: int | None = None  # the revision whose spec a rollback re-applies
+
+
+class RollbackRequest(_Strict):
+    """Body of `POST /api/servers/{name}/rollback`: the revision whose spec to re-apply."""
+
+    revision: int = Field(ge=1)
+
+
+class ControlPlaneSpec(_Strict):
+    """What `POST /api/controlplane` provisions on Azure (FR-001).
+
+    A tagged resource group, an ACR, an AKS cluster (OIDC issuer, workload identity, Azure
+    CNI with network policy, cluster autoscaler between `min_nodes` and `max_nodes`) on
+    the first of `vm_sizes` the region offers and the vCPU quota allows, the ACR attached,
+    then the gateway (`gateway_image`) installed in the cluster.
+    """
+
+    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    location: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+$")
+    resource_group: str = Field(min_length=1, max_length=90, pattern=r"^[-\w.()]+$")
+    cluster_name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+    registry_name: str = Field(min_length=5, max_length=50, pattern=r"^[a-zA-Z0-9]+$")
+    environment: str = Field(default="dev", min_length=1, max_length=32)
+    owner: str = Field(min_length=1, max_length=200)
+    vm_sizes: list[str] = Field(default_factory=lambda: ["Standard_D4ds_v5", "Standard_D4s_v5",
+                                                         "Standard_D4as_v5"], min_length=1, max_length=20)
+    min_nodes: int = Field(default=2, ge=1, le=100)
+    max_nodes: int = Field(default=5, ge=1, le=1000)
+    kubernetes_version: str = Field(default="1.33", pattern=r"^\d+\.\d+(\.\d+)?$")
+    gateway_image: str = Field(default="mcr.microsoft.com/mcpaas/gateway:0.1.0", min_length=1, max_length=512)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags on every resource: env, system, owner."""
+        return {"env": self.environment, "system": "mcpaas", "owner": self.owner}

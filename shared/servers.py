@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import manifests
 from shared.errors import ConflictError, NotFoundError
 from shared.models import AuditEvent, Revision, Server, ServerSpec, ServerStatus, spec_diff, utc_now
 from shared.store.port import CONTAINERS, Document, DocumentStore
@@ -79,6 +80,19 @@ def accept_delete(store: DocumentStore, name: str, operation_id: str) -> tuple[S
     return _save(store, server, before["_etag"]), before
 
 
+def revision_spec(store: DocumentStore, name: str, number: int) -> ServerSpec:
+    """The spec of revision `number` of server `name`, e.g. to roll back to it (FR-004).
+
+    Raises NotFoundError for an unknown server or revision.
+    """
+    load_server(store, name)  # an unknown server is a 404 before its revision is
+    try:
+        doc = store.read("revisions", f"{name}.{number}", name)
+    except NotFoundError:
+        raise NotFoundError(f"server '{name}' has no revision {number}") from None
+    return ServerSpec.model_validate(doc["spec"])
+
+
 def undo_accept(store: DocumentStore, name: str, before: Document | None) -> None:
     """Compensate an `accept_*` whose orchestration could not be started.
 
@@ -122,8 +136,10 @@ def record_revision(store: DocumentStore, *, name: str, number: int, spec: dict[
             previous = store.read("revisions", f"{name}.{number - 1}", name)["spec"]
         except NotFoundError:
             previous = None
-    revision = Revision(server=name, number=number, spec=ServerSpec.model_validate(spec),
-                        diff=spec_diff(previous, spec), actor=actor, operation_id=operation_id)
+    model = ServerSpec.model_validate(spec)
+    revision = Revision(server=name, number=number, spec=model, diff=spec_diff(previous, spec),
+                        manifest_hash=manifests.manifest_hash(model, manifests.options_from_settings()),
+                        actor=actor, operation_id=operation_id)
     stored = create_once(store, "revisions", {"id": f"{name}.{number}", **revision.model_dump(mode="json")})
     if stored["operation_id"] != operation_id:
         raise ConflictError(f"revision {number} of '{name}' belongs to operation {stored['operation_id']}")
@@ -164,6 +180,9 @@ def finish_operation(store: DocumentStore, *, name: str, operation_id: str, succ
     if succeeded:
         server.status, server.status_reason, server.revision = ServerStatus.RUNNING, "", revision
         server.endpoint = endpoint
+        # the gateway proxies a container server's public endpoint to its in-cluster Service
+        server.upstream_url = (manifests.service_url(server.spec, manifests.options_from_settings().namespace)
+                               if server.spec.container is not None else None)
     else:
         server.status, server.status_reason = ServerStatus.ERROR, reason[:2000]
     server.operation_id = None

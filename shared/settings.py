@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,31 @@ class Settings(BaseSettings):
             Functions host's 100 MB HTTP request limit
             (https://learn.microsoft.com/azure/azure-functions/functions-scale#service-limits).
         task_hub: Durable Functions task hub name.
+        kubeconfig: kubeconfig file of the cluster that runs ``container`` servers;
+            unset means no Kubernetes target (``container`` is refused with 422).
+        kube_namespace: namespace of ``container`` servers (``mcp-servers``).
+        gateway_namespace: namespace the gateway runs in; the only source of ingress
+            that the servers' NetworkPolicy admits (``mcpaas-system``).
+        workload_client_id: client id of the user-assigned managed identity the
+            servers' ServiceAccounts federate with (AKS workload identity); optional.
+        rollout_poll_seconds / rollout_timeout_seconds: how often the deploy
+            orchestration checks a rollout (durable timer) and when it gives up.
+        store: document-store adapter, ``sqlite`` (embedded default) or ``cosmos``
+            (Azure Cosmos DB for NoSQL; DESIGN.md "Storage").
+        cosmos_endpoint: Cosmos DB account endpoint (``https://<account>.documents.azure.com:443/``).
+        cosmos_key: account key; unset in Azure, where ``DefaultAzureCredential`` (managed
+            identity) is used; set only for an emulator. A ``SecretStr``, never logged.
+        cosmos_database: database holding the containers (created if missing).
+        cosmos_verify_tls: verify the endpoint's TLS certificate; ``false`` only for an
+            emulator's self-signed certificate.
+        blob_account_url: Blob Storage account URL (``https://<account>.blob.core.windows.net``),
+            used with ``DefaultAzureCredential``; selects the blob artifact store.
+        blob_connection_string: connection string (Azurite); selects the blob artifact
+            store and takes precedence over ``blob_account_url``. Never logged.
+        blob_container: blob container holding artifacts (created if missing).
+        servicebus_namespace: fully qualified Service Bus namespace
+            (``<name>.servicebus.windows.net``); when set, ``mcpaas deploy --queue``
+            sends there with Entra ID auth instead of to devhost's local queue.
     """
 
     model_config = SettingsConfigDict(env_prefix="MCPAAS_", extra="ignore")
@@ -45,6 +71,30 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     host_max_body_bytes: int = 100 * 1024 * 1024
     task_hub: str = "mcpaas"
+    kubeconfig: Path | None = None
+    kube_namespace: str = "mcp-servers"
+    gateway_namespace: str = "mcpaas-system"
+    workload_client_id: str | None = None
+    rollout_poll_seconds: float = Field(default=5.0, gt=0)
+    rollout_timeout_seconds: float = Field(default=900.0, gt=0)
+    gateway_allowed_origins: str = ("http://localhost,https://localhost,http://127.0.0.1,"
+                                    "https://127.0.0.1,http://[::1],https://[::1]")
+    gateway_max_body_bytes: int = 4 * 1024 * 1024
+    gateway_event_store_size: int = Field(default=1000, ge=0)
+    gateway_session_idle_seconds: float = Field(default=1800.0, gt=0)
+    gateway_max_sessions_per_server: int = Field(default=64, ge=1)
+    gateway_warm_pool_size: int = Field(default=0, ge=0)
+    redis_url: str | None = None
+    # storage adapters (issue 6): only adapter selection may depend on these
+    store: Literal["sqlite", "cosmos"] = "sqlite"
+    cosmos_endpoint: str | None = None
+    cosmos_key: SecretStr | None = None
+    cosmos_database: str = "mcpaas"
+    cosmos_verify_tls: bool = True
+    blob_account_url: str | None = None
+    blob_connection_string: SecretStr | None = None
+    blob_container: str = "artifacts"
+    servicebus_namespace: str | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -67,6 +117,11 @@ class Settings(BaseSettings):
     def durable_path(self) -> Path:
         """SQLite file holding durable orchestration history (devhost)."""
         return self.data_dir / "durable.sqlite"
+
+    @property
+    def queues_path(self) -> Path:
+        """SQLite file of devhost's local Service Bus queues."""
+        return self.data_dir / "queues.sqlite"
 
     @property
     def servers_dir(self) -> Path:

@@ -9,31 +9,43 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TypeVar
 from urllib.parse import urljoin
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import servers
-from shared.errors import BadRequestError, NotFoundError, UnprocessableError, validation_errors
-from shared.models import OperationJob, Revision, Server, ServerKind, ServerSpec
+from shared.errors import BadRequestError, NotFoundError, validation_errors
+from shared.models import ControlPlaneSpec, OperationJob, Revision, RollbackRequest, Server, ServerSpec
 from shared.settings import get_settings
 from shared.store import get_store
+from triggers.operations import ensure_deployable, start_deploy, start_operation
 from triggers.problems import json_response, problem_handler
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 ACTOR = "local"  # until authentication lands, every caller is the local user
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 def parse_spec(req: func.HttpRequest) -> ServerSpec:
     """Validate the request body as a ServerSpec.
 
+    Raises BadRequestError (400) as `parse_body` does; UnprocessableError (422) for
+    `container` servers when no Kubernetes target is configured.
+    """
+    spec = parse_body(req, ServerSpec, "server spec")
+    ensure_deployable(spec)
+    return spec
+
+
+def parse_body(req: func.HttpRequest, model: type[BodyT], what: str) -> BodyT:
+    """Validate the request body as `model` (a pydantic model), named `what` in errors.
+
     Raises BadRequestError (400) listing failing fields for an over-size body,
-    malformed JSON, a non-object body or an invalid spec; UnprocessableError (422)
-    for `container` servers, which need a Kubernetes target this platform lacks yet.
+    malformed JSON, a non-object body or a body `model` rejects.
     """
     body = req.get_body() or b""
     limit = get_settings().max_body_bytes
@@ -49,13 +61,9 @@ def parse_spec(req: func.HttpRequest) -> ServerSpec:
         raise BadRequestError("request body must be a JSON object",
                               errors=[{"field": "(body)", "message": "expected an object"}])
     try:
-        spec = ServerSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
-        raise BadRequestError("invalid server spec", errors=validation_errors(error)) from None
-    if spec.kind is ServerKind.CONTAINER:
-        raise UnprocessableError("no Kubernetes target configured: container servers are not supported yet",
-                                 errors=[{"field": "kind", "message": "container needs a Kubernetes target"}])
-    return spec
+        raise BadRequestError(f"invalid {what}", errors=validation_errors(error)) from None
 
 
 def _accepted(req: func.HttpRequest, server: Server, operation_id: str) -> func.HttpResponse:
@@ -64,27 +72,13 @@ def _accepted(req: func.HttpRequest, server: Server, operation_id: str) -> func.
                          status=202, headers={"Location": location})
 
 
-async def _start(client: df.DurableOrchestrationClient, orchestrator: str, job: OperationJob,
-                 before: dict[str, Any] | None) -> None:
-    """Start the orchestration; undo the acceptance if the start fails."""
-    try:
-        await client.start_new(orchestrator, job.operation_id, job.model_dump(mode="json"))
-    except Exception:
-        servers.undo_accept(get_store(), job.name, before)
-        raise
-
-
 @bp.route(route="servers", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
 async def create_server(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """`POST /api/servers` (body: ServerSpec) → 202 + Location of the deploy operation; 409 if it exists."""
     spec = parse_spec(req)
-    operation_id = uuid.uuid4().hex
-    server = servers.accept_create(get_store(), spec, operation_id)
-    job = OperationJob(name=spec.name, operation_id=operation_id, actor=ACTOR, action="create",
-                       revision=1, spec=spec.model_dump(mode="json"))
-    await _start(client, "deploy", job, None)
+    server, operation_id = await start_deploy(client, spec, ACTOR, "create")
     return _accepted(req, server, operation_id)
 
 
@@ -98,11 +92,7 @@ async def update_server(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if spec.name != name:
         raise BadRequestError("spec name differs from the URL",
                               errors=[{"field": "name", "message": f"must be '{name}'"}])
-    operation_id = uuid.uuid4().hex
-    server, before = servers.accept_update(get_store(), spec, operation_id)
-    job = OperationJob(name=name, operation_id=operation_id, actor=ACTOR, action="update",
-                       revision=server.latest_revision, spec=spec.model_dump(mode="json"))
-    await _start(client, "deploy", job, before)
+    server, operation_id = await start_deploy(client, spec, ACTOR, "update")
     return _accepted(req, server, operation_id)
 
 
@@ -115,7 +105,7 @@ async def delete_server(req: func.HttpRequest, client: df.DurableOrchestrationCl
     operation_id = uuid.uuid4().hex
     server, before = servers.accept_delete(get_store(), name, operation_id)
     job = OperationJob(name=name, operation_id=operation_id, actor=ACTOR, action="delete")
-    await _start(client, "delete", job, before)
+    await start_operation(client, "delete", job, before)
     return _accepted(req, server, operation_id)
 
 
@@ -158,3 +148,66 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
     body = status.to_json()
     body["id"] = body.pop("instanceId")
     return json_response(body)
+
+
+@bp.route(route="servers/{name}/rollback", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problem_handler
+async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """`POST /api/servers/{name}/rollback` `{"revision": n}` → 202 + Location of the rollback
+    operation, which re-applies revision n's spec as a new revision (FR-004).
+
+    400 for a bad body, 404 for an unknown server or revision, 409 while an operation
+    is in flight, 422 when revision n is a container server and no cluster is configured.
+    """
+    name = req.route_params["name"]
+    request = parse_body(req, RollbackRequest, "rollback request")
+    spec = servers.revision_spec(get_store(), name, request.revision)
+    ensure_deployable(spec)
+    operation_id = uuid.uuid4().hex
+    server, before = servers.accept_update(get_store(), spec, operation_id)
+    job = OperationJob(name=name, operation_id=operation_id, actor=ACTOR, action="rollback",
+                       revision=server.latest_revision, spec=spec.model_dump(mode="json"),
+                       rollback_to=request.revision)
+    await start_operation(client, "rollback", job, before)
+    return _accepted(req, server, operation_id)
+
+
+@bp.route(route="servers/{name}/logs", methods=["GET"])
+@problem_handler
+async def server_logs(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/servers/{name}/logs?tail=N&since=ISO-8601` → `{"name", "lines": [...]}`:
+    the stderr of the server's stdio children as the gateway wrote it (NFR-OPS-006),
+    newest `tail` lines (default 100, at most 10000) at or after `since`.
+
+    400 for a bad `tail` or `since`; 404 for an unknown server.
+    """
+    from datetime import datetime, timezone
+
+    from gateway.logs import log_path, read_log
+
+    name = req.route_params["name"]
+    servers.load_server(get_store(), name)  # 404 for an unknown server
+    try:
+        tail = int(req.params.get("tail", "100"))
+        since_text = req.params.get("since")
+        since = datetime.fromisoformat(since_text.replace("Z", "+00:00")) if since_text else None
+    except ValueError as exc:
+        raise BadRequestError(f"bad query parameter: {exc}") from None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    lines = read_log(log_path(get_settings().servers_dir, name), tail, since)
+    return json_response({"name": name, "lines": lines})
+
+
+@bp.route(route="controlplane", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problem_handler
+async def provision_control_plane(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """`POST /api/controlplane` (body: ControlPlaneSpec) → 202 + Location of the `provision`
+    operation (FR-001); 400 for an invalid body. Posting again after a failure resumes."""
+    spec = parse_body(req, ControlPlaneSpec, "control plane spec")
+    operation_id = uuid.uuid4().hex
+    await client.start_new("provision", operation_id, spec.model_dump(mode="json"))
+    location = urljoin(req.url, f"/api/operations/{operation_id}")
+    return json_response({"operation_id": operation_id}, status=202, headers={"Location": location})

@@ -12,7 +12,19 @@ from shared.store.sqlite import SQLiteDocumentStore
 
 
 def open_store(settings) -> DocumentStore:
-    """Return the store adapter chosen by settings (embedded SQLite for now)."""
+    """Return the store adapter chosen by `settings.store`: ``sqlite`` or ``cosmos``.
+
+    Cosmos uses `cosmos_key` when set (emulator), else `DefaultAzureCredential`.
+    Raises ValueError when ``cosmos`` is chosen without `cosmos_endpoint`.
+    """
+    if settings.store == "cosmos":
+        if not settings.cosmos_endpoint:
+            raise ValueError("MCPAAS_STORE=cosmos needs MCPAAS_COSMOS_ENDPOINT")
+        from shared.store.cosmos import CosmosDocumentStore  # the SDK loads only when chosen
+
+        key = settings.cosmos_key.get_secret_value() if settings.cosmos_key else None
+        return CosmosDocumentStore(settings.cosmos_endpoint, settings.cosmos_database, key=key,
+                                   verify_tls=settings.cosmos_verify_tls)
     return SQLiteDocumentStore(settings.store_path)
 
 

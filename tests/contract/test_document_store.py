@@ -5,12 +5,8 @@ import threading
 import pytest
 
 from shared.errors import ConflictError, NotFoundError
-from shared.store import SQLiteDocumentStore
 
-
-@pytest.fixture(params=["sqlite"])
-def store(request, tmp_path):
-    return SQLiteDocumentStore(tmp_path / "store.sqlite")
+# `store` (one fresh store per adapter: sqlite, cosmos) comes from conftest.py
 
 
 def test_create_read_roundtrip_sets_etag(store):
@@ -94,3 +90,52 @@ def test_concurrent_replaces_have_exactly_one_winner(store):
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["lost"] * 7 + ["won"]
+
+
+def test_query_pages_through_many_documents_in_order(store):
+    for i in range(250):
+        store.create("invocations", {"id": f"call-{i:03d}", "server": f"srv{i % 3}", "n": i,
+                                     "ok": i % 5 != 0})
+    everything = store.query("invocations", order_by="n")
+    assert [d["n"] for d in everything] == list(range(250))
+    newest = store.query("invocations", {"ok": True}, order_by="n", descending=True, limit=120)
+    assert [d["n"] for d in newest] == [i for i in range(249, -1, -1) if i % 5 != 0][:120]
+    one_server = store.query("invocations", partition_key="srv1", order_by="n")
+    assert [d["n"] for d in one_server] == list(range(1, 250, 3))
+    assert all(d["_etag"] for d in everything)
+
+
+def test_query_matches_on_keyword_named_fields_and_limit_zero(store):
+    store.create("servers", {"id": "a", "value": 1, "order": "x"})
+    store.create("servers", {"id": "b", "value": 2, "order": "y"})
+    assert [d["id"] for d in store.query("servers", {"value": 2})] == ["b"]
+    assert [d["id"] for d in store.query("servers", order_by="order", descending=True)] == ["b", "a"]
+    assert store.query("servers", limit=0) == []
+
+
+def test_documents_carry_only_caller_fields_and_etag(store):
+    created = store.create("audit", {"id": "op.accepted", "entity": "echo", "action": "x"})
+    assert set(created) == {"id", "entity", "action", "_etag"}
+    assert store.read("audit", "op.accepted", "echo") == created
+    upserted = store.upsert("audit", {**created, "action": "y"})
+    assert set(upserted) == set(created) and upserted["_etag"] != created["_etag"]
+
+
+def test_concurrent_replace_with_stale_etag_after_a_winner_conflicts(store):
+    doc = store.create("servers", {"id": "a", "v": 0})
+    winner = store.replace("servers", {**doc, "v": 1}, if_match=doc["_etag"])
+    errors: list[Exception] = []
+
+    def stale_writer() -> None:
+        try:
+            store.replace("servers", {**doc, "v": 99}, if_match=doc["_etag"])
+        except Exception as error:  # noqa: BLE001  (collected and asserted below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=stale_writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 4 and all(isinstance(e, ConflictError) for e in errors)
+    assert store.read("servers", "a", "a") == winner

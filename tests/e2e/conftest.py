@@ -8,11 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.e2e.helpers import register_store
+from tests.emulators import cosmos_emulator  # noqa: F401  (session fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,6 +50,7 @@ class Platform:
     api_port: int
     gateway_port: int
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    store_env: dict[str, str] = field(default_factory=dict)  # MCPAAS_STORE and its adapter's settings
 
     @property
     def api(self) -> str:
@@ -58,7 +63,7 @@ class Platform:
     def env(self) -> dict[str, str]:
         env = {**os.environ, "MCPAAS_DATA_DIR": str(self.data_dir), "MCPAAS_API_PORT": str(self.api_port),
                "MCPAAS_GATEWAY_PORT": str(self.gateway_port), "MCPAAS_API_URL": self.api,
-               "MCPAAS_GATEWAY_URL": self.gateway}
+               "MCPAAS_GATEWAY_URL": self.gateway, **self.store_env}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
@@ -87,11 +92,34 @@ class Platform:
         self.processes.clear()
 
 
+# Tests that run the platform run once per document store. `cluster` (test_container.py)
+# asks for `platform` lazily, after setting env, so it is named here explicitly.
+_RUN_ON_EACH_STORE = {"platform", "cluster"}
+
+
+def pytest_generate_tests(metafunc):
+    if _RUN_ON_EACH_STORE & set(metafunc.fixturenames):
+        if "store_backend" not in metafunc.fixturenames:  # `cluster` reaches it only lazily
+            metafunc.fixturenames.append("store_backend")
+        metafunc.parametrize("store_backend", ["sqlite", "cosmos"], indirect=True)
+
+
 @pytest.fixture
-def platform(tmp_path):
-    """The platform on free ports with a fresh data dir; stopped after the test."""
+def store_backend(request) -> str:
+    """The document store the platform runs on: ``sqlite`` or ``cosmos``."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def platform(request, tmp_path, store_backend):
+    """The platform on free ports with a fresh data dir, on `store_backend` (Cosmos through
+    the emulator, with a database of its own); stopped after the test."""
     running = Platform(tmp_path / "data", free_port(), free_port())
+    if store_backend == "cosmos":
+        emulator = request.getfixturevalue("cosmos_emulator")
+        running.store_env = emulator.env(f"e2e-{uuid.uuid4().hex[:12]}")
     running.data_dir.mkdir()
+    register_store(running.data_dir, running.store_env)
     try:
         running.start("gateway")
         running.start("devhost")

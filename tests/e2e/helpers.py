@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-import json
 import time
 from pathlib import Path
 
 import httpx
+
+from shared.settings import Settings
+from shared.store import DocumentStore, open_store
+
+# data dir of each running test platform -> the MCPAAS_* store settings it was started with
+_STORE_ENV: dict[Path, dict[str, str]] = {}
 
 
 def wait_status(api: str, name: str, statuses: set[str], timeout: float = 30.0,
@@ -35,8 +39,18 @@ def wait_gone(api: str, name: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{name} still exists after {timeout} s")
 
 
+def register_store(data_dir: Path, store_env: dict[str, str]) -> None:
+    """Remember the `MCPAAS_*` store variables (empty: SQLite) of the platform at `data_dir`."""
+    _STORE_ENV[Path(data_dir)] = dict(store_env)
+
+
+def platform_store(data_dir: Path) -> DocumentStore:
+    """The document store the platform at `data_dir` uses, opened through the port."""
+    env = _STORE_ENV.get(Path(data_dir), {})
+    fields = {key.removeprefix("MCPAAS_").lower(): value for key, value in env.items()}
+    return open_store(Settings(data_dir=data_dir, **fields))
+
+
 def stored(data_dir: Path, container: str) -> list[dict]:
-    """Every document of `container` in the platform's SQLite store, read directly."""
-    with sqlite3.connect(data_dir / "store.sqlite") as conn:
-        rows = conn.execute("SELECT body FROM documents WHERE container = ?", (container,)).fetchall()
-    return [json.loads(row[0]) for row in rows]
+    """Every document of `container` in the platform's store (SQLite or Cosmos)."""
+    return platform_store(data_dir).query(container)

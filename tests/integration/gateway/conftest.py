@@ -3,7 +3,9 @@ SQLite store in a temporary directory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,17 @@ def gateway(tmp_path: Path, store: SQLiteDocumentStore) -> Iterator[GatewayUnder
     app = create_app(settings, store)
     with ThreadedServer(app) as server:
         yield GatewayUnderTest(server.url, store, settings, app)
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path,
+                 store: SQLiteDocumentStore) -> Iterator[Callable[..., GatewayUnderTest]]:
+    """Start gateways with Settings overrides (e.g. `gateway_max_body_bytes=...`); every
+    one started is stopped (children included) at teardown."""
+    with ExitStack() as stack:
+        def start(**overrides: Any) -> GatewayUnderTest:
+            settings = Settings(**{"data_dir": tmp_path / "data", **overrides})
+            app = create_app(settings, store)
+            server = stack.enter_context(ThreadedServer(app))
+            return GatewayUnderTest(server.url, store, settings, app)
+        yield start

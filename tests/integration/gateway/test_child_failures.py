@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -50,23 +53,27 @@ async def test_crash_fails_request_through_official_client(gateway: GatewayUnder
 
 
 @pytest.mark.parametrize("accept", [JSON_ONLY, BOTH])
-async def test_crash_ends_session(gateway: GatewayUnderTest, crasher: ServerSpec,
-                                  accept: dict[str, str]) -> None:
+async def test_crash_loop_restarts_then_ends_session(gateway: GatewayUnderTest,
+                                                     crasher: ServerSpec,
+                                                     accept: dict[str, str]) -> None:
     gateway.put(crasher)
     url = gateway.mcp_url("crasher")
     async with httpx.AsyncClient() as http:
         session_id = await open_session(http, url)
         [pid] = (await status(http, gateway.url, "crasher"))["pids"]
-        reply = await http.post(url, json=tools_list(5),
-                                headers={**session_headers(session_id), **accept})
-        assert reply.status_code == 200
-        text = reply.text
-        assert '"code":-32603' in text and "exited with code 3" in text and '"id":5' in text
+        for request_id in (5, 6, 7):  # each request: a new child replays the handshake, crashes
+            reply = await http.post(url, json=tools_list(request_id),
+                                    headers={**session_headers(session_id), **accept})
+            assert reply.status_code == 200
+            text = reply.text
+            assert '"code":-32603' in text and "exited with code 3" in text
+            assert f'"id":{request_id}' in text
         assert await wait_gone(pid)
-        after = await http.post(url, json=tools_list(6), headers=session_headers(session_id))
+        # Three crashes without one good answer: a crash loop ends the session.
+        after = await http.post(url, json=tools_list(8), headers=session_headers(session_id))
         assert after.status_code == 404
         state = await status(http, gateway.url, "crasher")
-        assert state["sessions"] == 0
+        assert state["sessions"] == 0 and state["restarts"] == 3
         assert "exited with code 3" in state["last_error"]
 
 
@@ -91,3 +98,45 @@ async def test_child_exiting_during_initialize(gateway: GatewayUnderTest, tmp_pa
         assert "exited with code 7" in reply.json()["error"]["message"]
         assert "mcp-session-id" not in reply.headers
         assert (await status(http, gateway.url, "quitter"))["sessions"] == 0
+
+
+# tools/call "slow" never answers; anything else answers at once with the child's pid.
+SLOW = '''
+import json, os, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    method = msg.get("method")
+    if method == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"],
+                  "capabilities": {"tools": {}}, "serverInfo": {"name": "slow", "version": "0"}}
+    elif method == "tools/list":
+        result = {"tools": [{"name": n, "inputSchema": {"type": "object"}} for n in ("fast", "slow")]}
+    elif method == "tools/call" and msg["params"]["name"] == "slow":
+        continue
+    elif "id" in msg and "method" in msg:
+        result = {"content": [{"type": "text", "text": str(os.getpid())}]}
+    else:
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+'''
+
+
+async def test_sigkill_mid_call_errors_and_next_call_succeeds(gateway: GatewayUnderTest,
+                                                               tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    gateway.put(script_spec("slow", script))
+    async with Client(gateway.mcp_url("slow")) as client, httpx.AsyncClient() as http:
+        first_pid = int((await client.call_tool("fast", {})).content[0].text)
+        call = asyncio.create_task(client.call_tool("slow", {}))
+        await asyncio.sleep(0.2)  # let the request reach the child
+        os.kill(first_pid, signal.SIGKILL)
+        with pytest.raises(MCPError) as caught:
+            await asyncio.wait_for(call, timeout=10)
+        assert caught.value.code == -32603 and "exited with code -9" in str(caught.value)
+        # The next call on the same session is served by a new child within a bounded wait.
+        reply = await asyncio.wait_for(client.call_tool("fast", {}), timeout=5)
+        second_pid = int(reply.content[0].text)
+        assert second_pid != first_pid
+        state = await status(http, gateway.url, "slow")
+        assert state["pids"] == [second_pid] and state["restarts"] == 1

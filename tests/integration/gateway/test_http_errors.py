@@ -119,13 +119,21 @@ async def test_non_jsonrpc_body_is_invalid_request(gateway: GatewayUnderTest,
     assert reply.json()["error"]["code"] == -32600
 
 
-async def test_body_over_limit_is_413(gateway: GatewayUnderTest, http: httpx.AsyncClient) -> None:
+async def test_body_over_default_limit_is_413(gateway: GatewayUnderTest,
+                                             http: httpx.AsyncClient) -> None:
     gateway.put(echo_spec())
-    big = b'{"jsonrpc":"2.0","id":1,"method":"x","params":{"p":"' + b"a" * (1024 * 1024) + b'"}}'
-    reply = await http.post(gateway.mcp_url("echo"), content=big,
+    url = gateway.mcp_url("echo")
+    big = b'{"jsonrpc":"2.0","id":1,"method":"x","params":{"p":"' + b"a" * (4 * 1024 * 1024) + b'"}}'
+    reply = await http.post(url, content=big,
                             headers={**JSON_ONLY, "content-type": "application/json"})
     assert reply.status_code == 413
-    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["error"]["code"] == -32600
+    # Just under the limit is parsed (and then needs a session): the limit is 4 MiB.
+    small = b'{"jsonrpc":"2.0","id":1,"method":"x","params":{"p":"' + b"a" * (3 * 1024 * 1024) + b'"}}'
+    reply = await http.post(url, content=small,
+                            headers={**JSON_ONLY, "content-type": "application/json"})
+    assert reply.status_code == 400 and "Mcp-Session-Id" in reply.json()["error"]["message"]
+    assert (await http.get(f"{gateway.url}/healthz")).status_code == 200
 
 
 async def test_get_needs_event_stream_accept(gateway: GatewayUnderTest,
@@ -148,7 +156,7 @@ async def test_health_ready_and_status(gateway: GatewayUnderTest, http: httpx.As
     gateway.put(echo_spec())
     idle = await status(http, gateway.url, "echo")
     assert idle == {"name": "echo", "status": "idle", "sessions": 0, "pids": [],
-                    "mounted_at": None, "last_error": None}
+                    "mounted_at": None, "restarts": 0, "last_error": None}
     await open_session(http, gateway.mcp_url("echo"))
     mounted = await status(http, gateway.url, "echo")
     assert mounted["status"] == "mounted" and mounted["mounted_at"]

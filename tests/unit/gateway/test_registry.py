@@ -11,7 +11,7 @@ from shared.models import (ContainerSource, PackageSource, RemoteSource, Server,
 from shared.store import SQLiteDocumentStore
 
 from gateway.registry import ServerRegistry
-from gateway.sessions import SessionRegistry
+from gateway.supervisor import SessionRegistry
 
 PKG = ServerSpec(name="pkg", kind="package", package=PackageSource(command="x"))
 
@@ -90,5 +90,5 @@ def test_status_without_sessions(tmp_path: Path) -> None:
     assert sessions.status("a", known=True)["status"] == "idle"
     sessions.record_error("a", "boom")
     assert sessions.status("a", known=False) == {
-        "name": "a", "status": "unknown", "sessions": 0, "pids": [], "mounted_at": None,
+        "name": "a", "status": "unknown", "sessions": 0, "pids": [], "mounted_at": None, "restarts": 0,
         "last_error": "boom"}

@@ -1,0 +1,223 @@
+"""Activities that talk to the Kubernetes API of the cluster running `container` servers.
+
+All cluster I/O goes through the official `kubernetes` client (typed APIs) against the
+cluster of `MCPAAS_KUBECONFIG`. Objects come from the pure translator
+`shared.manifests.render` and are written with server-side apply, field manager
+``mcpaas``, so re-applying the same revision changes nothing and any field the platform
+does not set (the HPA's replica count) stays with its owner
+(https://kubernetes.io/docs/reference/using-api/server-side-apply/).
+
+`rollout_state` is the pure judgement of a Deployment rollout
+(https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status);
+the deploy orchestration polls it through `rollout_status` with durable timers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from activities.gateway import endpoint_of
+from shared import manifests, servers
+from shared.models import OperationJob, ServerSpec
+from shared.settings import get_settings
+from shared.store import get_store
+
+bp = df.Blueprint()
+
+FIELD_MANAGER = "mcpaas"
+APPLY_PATCH = "application/apply-patch+yaml"
+# container waiting reasons that no amount of waiting fixes: fail the rollout at once
+FATAL_WAITING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
+                 "CreateContainerConfigError", "CrashLoopBackOff")
+Obj = dict[str, Any]
+
+# kind → (typed API class, method suffix, namespaced)
+KINDS: dict[str, tuple[type, str, bool]] = {
+    "Namespace": (client.CoreV1Api, "namespace", False),
+    "ServiceAccount": (client.CoreV1Api, "service_account", True),
+    "Service": (client.CoreV1Api, "service", True),
+    "Deployment": (client.AppsV1Api, "deployment", True),
+    "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler", True),
+    "PodDisruptionBudget": (client.PolicyV1Api, "pod_disruption_budget", True),
+    "NetworkPolicy": (client.NetworkingV1Api, "network_policy", True),
+}
+
+
+@contextmanager
+def api_client(kubeconfig: Path | None = None) -> Iterator[client.ApiClient]:
+    """An ApiClient for the cluster of `kubeconfig`, by default `MCPAAS_KUBECONFIG`.
+
+    Raises RuntimeError when no kubeconfig is configured.
+    """
+    path = kubeconfig or get_settings().kubeconfig
+    if path is None:
+        raise RuntimeError("no Kubernetes target: MCPAAS_KUBECONFIG is not set")
+    api = config.new_client_from_config(config_file=str(path))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _call(api: client.ApiClient, verb: str, kind: str, *args: Any, **kwargs: Any) -> Obj:
+    """`{verb}_[namespaced_]{kind}` of the typed API; the JSON answer as a dict.
+
+    Raises RuntimeError naming the object for an API error (the activity's failure reason).
+    """
+    api_class, suffix, namespaced = KINDS[kind]
+    method = getattr(api_class(api), f"{verb}_{'namespaced_' if namespaced else ''}{suffix}")
+    try:
+        response = method(*args, _preload_content=False, **kwargs)
+    except ApiException as error:
+        raise RuntimeError(f"{verb} {kind} {args[0]}: HTTP {error.status} {error.reason}: "
+                           f"{(error.body or '')[:300]}") from None
+    return json.loads(response.data or b"{}")
+
+
+def apply(api: client.ApiClient, obj: Obj) -> Obj:
+    """Server-side apply `obj` (field manager `mcpaas`, conflicts forced); returns the live object."""
+    meta = obj["metadata"]
+    names = (meta["name"], meta["namespace"]) if KINDS[obj["kind"]][2] else (meta["name"],)
+    return _call(api, "patch", obj["kind"], *names, obj, field_manager=FIELD_MANAGER, force=True,
+                 _content_type=APPLY_PATCH)
+
+
+def namespace_object(name: str) -> Obj:
+    """The servers' namespace, enforcing the restricted Pod Security Standard."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "mcpaas",
+                                                  "pod-security.kubernetes.io/enforce": "restricted"}}}
+
+
+def apply_spec(spec: ServerSpec) -> int:
+    """Apply the namespace and every rendered object of `spec`; the Deployment's generation."""
+    options = manifests.options_from_settings()
+    generation = 0
+    with api_client() as api:
+        for obj in [namespace_object(options.namespace), *manifests.render(spec, options)]:
+            live = apply(api, obj)
+            if obj["kind"] == "Deployment":
+                generation = int(live.get("metadata", {}).get("generation", 0))
+    return generation
+
+
+@bp.activity_trigger(input_name="job")
+def apply_manifests(job: dict[str, Any]) -> dict[str, Any]:
+    """Apply the job's spec; returns `{"generation", "endpoint", "poll_seconds", "timeout_seconds"}`.
+
+    `endpoint` is the server's public URL on the gateway, which proxies to the Service.
+
+    The polling cadence travels in the result so the orchestrator stays free of settings
+    reads (replay-safe). Raises RuntimeError for API errors.
+    """
+    op = OperationJob.model_validate(job)
+    settings = get_settings()
+    generation = apply_spec(ServerSpec.model_validate(op.spec))
+    return {"generation": generation, "endpoint": endpoint_of(op.name), "poll_seconds": settings.rollout_poll_seconds,
+            "timeout_seconds": settings.rollout_timeout_seconds}
+
+
+def _pod_problems(pods: list[Obj], events: list[Obj]) -> list[str]:
+    """`pod: Reason: message` for every container stuck on a fatal waiting reason."""
+    warnings: dict[str, str] = {}
+    for event in events:  # the newest Warning per pod tells why (e.g. "manifest unknown")
+        if event.get("type") == "Warning":
+            warnings[event.get("involvedObject", {}).get("name", "")] = event.get("message", "")
+    problems = []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in FATAL_WAITING:
+                detail = warnings.get(name) or waiting.get("message", "")
+                problems.append(f"pod {name}: {waiting['reason']}: {detail}".rstrip(": "))
+    return problems
+
+
+def rollout_state(deployment: Obj, pods: list[Obj], events: list[Obj]) -> dict[str, Any]:
+    """Judge a rollout: `{"state": "progressing"|"complete"|"failed", "reason", "ready", "desired"}`.
+
+    Complete when the controller observed the current generation and every desired
+    replica is updated and available with no old ones left; failed on a missed progress
+    deadline or a pod stuck on a fatal waiting reason (ImagePullBackOff, ...).
+    """
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    desired = int(spec.get("replicas", 1))
+    counts = {"ready": int(status.get("availableReplicas", 0)), "desired": desired}
+    # judge only pods of the current template: an older revision's pods are on their way out
+    images = [c.get("image") for c in spec.get("template", {}).get("spec", {}).get("containers", [])]
+    current_pods = [p for p in pods if [c.get("image") for c in p.get("spec", {}).get("containers", [])] == images]
+    problems = _pod_problems(current_pods, events)
+    if problems:
+        return {"state": "failed", "reason": "; ".join(problems), **counts}
+    current = int(status.get("observedGeneration", 0)) >= int(deployment["metadata"].get("generation", 0))
+    progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {})
+    if current and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return {"state": "failed", "reason": f"rollout missed its progress deadline "
+                f"({spec.get('progressDeadlineSeconds', 600)} s): {progressing.get('message', '')}", **counts}
+    updated = int(status.get("updatedReplicas", 0))
+    done = current and updated >= desired and counts["ready"] >= desired and int(status.get("replicas", 0)) <= updated
+    return {"state": "complete" if done else "progressing", "reason": "", **counts}
+
+
+@bp.activity_trigger(input_name="job")
+def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
+    """Read the server's Deployment, pods and Warning events; `rollout_state` of them."""
+    op = OperationJob.model_validate(job)
+    namespace = get_settings().kube_namespace
+    with api_client() as api:
+        deployment = _call(api, "read", "Deployment", op.name, namespace)
+        core = client.CoreV1Api(api)
+        pods = json.loads(core.list_namespaced_pod(namespace, label_selector=manifests.selector(op.name),
+                                                   _preload_content=False).data)["items"]
+        events = json.loads(core.list_namespaced_event(namespace, field_selector="type=Warning",
+                                                       _preload_content=False).data)["items"]
+    names = {pod["metadata"]["name"] for pod in pods}
+    return rollout_state(deployment, pods, [e for e in events if e.get("involvedObject", {}).get("name") in names])
+
+
+def delete_objects(name: str) -> int:
+    """Delete every object of server `name` (absent ones are skipped); how many were deleted."""
+    namespace = get_settings().kube_namespace
+    deleted = 0
+    with api_client() as api:
+        for kind in ("NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Service",
+                     "Deployment", "ServiceAccount"):
+            try:
+                _call(api, "delete", kind, name, namespace)
+                deleted += 1
+            except RuntimeError as error:
+                if "HTTP 404" not in str(error):
+                    raise
+    return deleted
+
+
+@bp.activity_trigger(input_name="job")
+def restore_manifests(job: dict[str, Any]) -> int:
+    """Re-apply the server's last good revision after a failed rollout; returns its number.
+
+    With no good revision yet (a failed first deploy) the objects are deleted instead
+    and 0 is returned, so no crash-looping pods stay behind.
+    """
+    op = OperationJob.model_validate(job)
+    store = get_store()
+    good = servers.load_server(store, op.name)[0].revision
+    if good == 0:
+        delete_objects(op.name)
+        return 0
+    apply_spec(servers.revision_spec(store, op.name, good))
+    return good
+
+
+@bp.activity_trigger(input_name="job")
+def delete_manifests(job: dict[str, Any]) -> int:
+    """Delete the Kubernetes objects of a `container` server; how many existed."""
+    return delete_objects(OperationJob.model_validate(job).name)

@@ -1,0 +1,75 @@
+"""Prometheus metrics of the gateway, served at `/metrics` (NFR-OPS-005).
+
+One process-wide registry (`METRICS`): request count and latency by server, JSON-RPC
+method and tool; active sessions; child restarts; provisioning durations. Label values
+come from the store's server names and the client's methods; tool names are cut to 64
+characters and methods outside MCP's namespace are folded into `other`, so a client
+cannot blow up the label space with junk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.jsonrpc import Message
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                    5, 10, 30)
+_KNOWN_PREFIXES = ("initialize", "ping", "tools/", "resources/", "prompts/", "completion/",
+                   "logging/", "notifications/", "sampling/", "elicitation/", "roots/", "tasks/")
+
+
+@dataclass
+class GatewayMetrics:
+    """The gateway's collectors, on their own registry."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter("mcpaas_gateway_requests", "MCP requests relayed",
+                                ["server", "method", "tool", "outcome"], registry=r)
+        self.latency = Histogram("mcpaas_gateway_request_seconds",
+                                 "Latency of relayed MCP requests, seconds",
+                                 ["server", "method", "tool"], buckets=_LATENCY_BUCKETS,
+                                 registry=r)
+        self.active_sessions = Gauge("mcpaas_gateway_active_sessions", "Live MCP sessions",
+                                     ["server"], registry=r)
+        self.child_restarts = Counter("mcpaas_gateway_child_restarts",
+                                      "Stdio children that exited unexpectedly", ["server"],
+                                      registry=r)
+        self.provisioning = Histogram("mcpaas_gateway_provisioning_seconds",
+                                      "Just-in-time install durations, seconds",
+                                      ["server", "outcome"], registry=r,
+                                      buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+
+    def observe(self, server: str, request: Message, seconds: float, outcome: str) -> None:
+        """Count one request/response round trip (`outcome`: ok, error, refused)."""
+        method, tool = labels_of(request)
+        self.requests.labels(server, method, tool, outcome).inc()
+        self.latency.labels(server, method, tool).observe(seconds)
+
+
+def labels_of(request: Message) -> tuple[str, str]:
+    """`(method, tool)` label values of a JSON-RPC request (tool only for tools/call)."""
+    method = request.get("method")
+    if not isinstance(method, str) or not method.startswith(_KNOWN_PREFIXES):
+        return "other", ""
+    tool = ""
+    if method == "tools/call":
+        name = (request.get("params") or {}).get("name")
+        tool = name[:64] if isinstance(name, str) else ""
+    return method[:64], tool
+
+
+METRICS = GatewayMetrics()
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """`GET /metrics`: the Prometheus text exposition format."""
+    return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,205 @@
+"""Just-in-time provisioning of `package` servers (FR-014, FR-016).
+
+The first session of a server whose spec has an `install` argv runs that argv in the
+server's directory (`<servers_dir>/<name>`, its cwd) before any child starts. The step
+must be idempotent: it may run again after a ready flag expires or the spec changes.
+Replicas coordinate through `gateway.locks`: whoever takes `mcp-lock:{name}` (TTL
+`LOCK_TTL_SECONDS`, renewed while the step runs) installs and then sets
+`mcp-ready:{name}` to the spec's install marker (TTL `READY_TTL_SECONDS`); the others
+poll until the flag appears. Within one process, concurrent first requests wait for
+one provisioning run. Replicas are assumed to share `servers_dir` (a shared volume), as
+the ready flag says "installed there".
+
+Audit events (container `audit`, entity = server): `provision.start`,
+`provision.install_begin` (per attempt), `provision.install_complete` (succeeded or
+failed, with the output tail), `provision.mounted`. A failed step is retried once; a
+second failure sets the server `Error` with the output tail and is remembered for
+`FAILURE_MEMO_SECONDS` so a burst of requests does not re-run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+
+from shared import servers
+from shared.errors import ConflictError, NotFoundError
+from shared.models import AuditEvent, Server, ServerStatus
+from shared.store.port import DocumentStore
+
+from gateway.locks import ProvisionLocks
+from gateway.logs import append_line, log_path
+from gateway.metrics import METRICS
+from gateway.stdio import child_env
+from gateway.streamable_http import ProvisionFailedError
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL_SECONDS = 20.0
+READY_TTL_SECONDS = 3600.0
+INSTALL_TIMEOUT_SECONDS = 600.0
+WAIT_TIMEOUT_SECONDS = INSTALL_TIMEOUT_SECONDS * 2 + 60
+FAILURE_MEMO_SECONDS = 30.0
+TAIL_CHARS = 2000
+ACTOR = "gateway"
+
+
+def install_marker(server: Server) -> str:
+    """Short hash of what the install depends on (argv, command, env)."""
+    package = server.spec.package
+    assert package is not None
+    data = json.dumps([package.install, package.command, package.args, package.env],
+                      sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+class Provisioner:
+    """Makes sure a server is installed before its first child starts.
+
+    Args:
+        store: for audit events and the `Error` status.
+        locks: the lock/ready-flag adapter. servers_dir: parent of server directories.
+    """
+
+    def __init__(self, store: DocumentStore, locks: ProvisionLocks, servers_dir) -> None:
+        self.store = store
+        self.locks = locks
+        self.servers_dir = servers_dir
+        self._mounted: dict[str, str] = {}
+        self._failed: dict[str, tuple[str, str, float]] = {}
+        self._local: dict[str, asyncio.Lock] = {}
+
+    async def ensure(self, server: Server) -> None:
+        """Return once `server` is installed (at once when it has no install step).
+
+        Raises ProvisionFailedError after the retry failed, or when waiting for another
+        replica's install timed out.
+        """
+        package = server.spec.package
+        if package is None or not package.install:
+            return
+        marker = install_marker(server)
+        async with self._local.setdefault(server.name, asyncio.Lock()):
+            if self._mounted.get(server.name) == marker:
+                return
+            failed = self._failed.get(server.name)
+            if failed and failed[0] == marker and failed[2] > time.monotonic():
+                raise ProvisionFailedError(failed[1])
+            started = time.perf_counter()
+            try:
+                await self._coordinate(server, marker)
+            except ProvisionFailedError as exc:
+                self._failed[server.name] = (marker, str(exc),
+                                             time.monotonic() + FAILURE_MEMO_SECONDS)
+                METRICS.provisioning.labels(server.name, "failed").observe(
+                    time.perf_counter() - started)
+                raise
+            METRICS.provisioning.labels(server.name, "ok").observe(time.perf_counter() - started)
+            self._mounted[server.name] = marker
+
+    async def _coordinate(self, server: Server, marker: str) -> None:
+        deadline = time.monotonic() + WAIT_TIMEOUT_SECONDS
+        while await self.locks.ready(server.name) != marker:
+            token = uuid.uuid4().hex
+            if await self.locks.acquire(server.name, token, LOCK_TTL_SECONDS):
+                async with self._held(server.name, token):
+                    if await self.locks.ready(server.name) != marker:  # re-check under lock
+                        await self._install(server)
+                        await self.locks.mark_ready(server.name, marker, READY_TTL_SECONDS)
+                return
+            if time.monotonic() > deadline:
+                raise ProvisionFailedError("timed out waiting for another replica's install")
+            await asyncio.sleep(0.1)
+
+    @contextlib.asynccontextmanager
+    async def _held(self, name: str, token: str) -> AsyncIterator[None]:
+        """Keep the lock alive while the install runs; release it afterwards."""
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LOCK_TTL_SECONDS / 3)
+                if not await self.locks.renew(name, token, LOCK_TTL_SECONDS):
+                    log.warning("provisioning lock of %s was lost", name)
+                    return
+        renewer = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            await self.locks.release(name, token)
+
+    async def _install(self, server: Server) -> None:
+        run_id = f"provision-{server.name}-{uuid.uuid4().hex[:12]}"
+        await self._audit(run_id, server.name, "start", "accepted")
+        tail = ""
+        for attempt in (1, 2):
+            await self._audit(run_id, server.name, "install_begin", "accepted",
+                              f"attempt {attempt}", suffix=str(attempt))
+            code, tail = await self._run(server)
+            result = "succeeded" if code == 0 else "failed"
+            await self._audit(run_id, server.name, "install_complete", result,
+                              f"attempt {attempt}, exit code {code}: {tail[-500:]}",
+                              suffix=str(attempt))
+            if code == 0:
+                await self._audit(run_id, server.name, "mounted", "succeeded")
+                return
+            log.warning("install of %s failed (attempt %d, exit %s)", server.name, attempt, code)
+        await anyio.to_thread.run_sync(self._set_error, server.name, tail)
+        raise ProvisionFailedError(f"install step failed twice: {tail[-500:]}")
+
+    async def _run(self, server: Server) -> tuple[int | None, str]:
+        """Run the install argv; returns (exit code, output tail). Its process group is
+        killed on timeout or cancellation, so no installer outlives the request."""
+        package = server.spec.package
+        assert package is not None and package.install
+        workdir = self.servers_dir / server.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *package.install, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                cwd=workdir, env=child_env(package), start_new_session=True)
+        except OSError as exc:
+            return None, f"could not start install step: {exc}"
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), INSTALL_TIMEOUT_SECONDS)
+            code = proc.returncode
+        except asyncio.TimeoutError:
+            output, code = b"install step timed out", None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        text = output.decode("utf-8", errors="replace")[-TAIL_CHARS:]
+        for line in text.splitlines()[-50:]:
+            append_line(log_path(self.servers_dir, server.name), proc.pid, f"install: {line}")
+        return code, text
+
+    async def _audit(self, run_id: str, name: str, event: str, result: str,
+                     detail: str = "", suffix: str = "") -> None:
+        doc = AuditEvent(id=f"{run_id}.{event}{'.' + suffix if suffix else ''}", actor=ACTOR,
+                         action=f"provision.{event}", entity=name, result=result,
+                         detail=detail, operation_id=run_id).model_dump(mode="json")
+        await anyio.to_thread.run_sync(servers.create_once, self.store, "audit", doc)
+
+    def _set_error(self, name: str, tail: str) -> None:
+        for _ in range(3):  # etag races with the control plane: re-read and retry
+            try:
+                server, etag = servers.load_server(self.store, name)
+                server.status = ServerStatus.ERROR
+                server.status_reason = f"install failed: {tail[-TAIL_CHARS:]}"
+                doc = {"id": name, **server.model_dump(mode="json")}
+                self.store.replace("servers", doc, if_match=etag)
+                return
+            except ConflictError:
+                continue
+            except NotFoundError:
+                return

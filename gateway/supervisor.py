@@ -1,0 +1,170 @@
+"""Every live `package` session of one gateway process: creation under a per-server
+cap, lookup, the idle reaper, shutdown, and the figures `/servers/{name}/status` shows.
+
+Lifecycle rules (issue 3, NFR-OPS-007): children (whole process groups) end on session
+DELETE, server removal, idle reaping and gateway shutdown; exit codes are logged by
+`gateway.stdio`; crashes are counted per server as restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.models import Server, SessionMode
+
+from gateway.events import EventStore
+from gateway.isolated import IsolatedLink
+from gateway.metrics import METRICS
+from gateway.sessions import Session
+from gateway.shared import SharedPool
+
+log = logging.getLogger(__name__)
+
+# Seconds a client refused for capacity is told to wait (`Retry-After`).
+RETRY_AFTER_SECONDS = 1
+
+
+class AtCapacityError(Exception):
+    """A server has `limit` sessions already; answer 503 with `Retry-After`."""
+
+    def __init__(self, server: str, limit: int) -> None:
+        super().__init__(f"server '{server}' is at its limit of {limit} sessions")
+        self.retry_after = RETRY_AFTER_SECONDS
+
+
+class SessionRegistry:
+    """Live sessions of this process.
+
+    Args:
+        servers_dir: parent of the per-server directories (`<servers_dir>/<name>`).
+        max_sessions: sessions per server before `AtCapacityError`.
+        idle_seconds: a session with nothing in flight for this long is reaped.
+        event_capacity: SSE events kept per session for resumability.
+    """
+
+    def __init__(self, servers_dir: Path, *, max_sessions: int = 64,
+                 idle_seconds: float = 1800.0, event_capacity: int = 1000) -> None:
+        self.servers_dir = servers_dir
+        self.max_sessions = max_sessions
+        self.idle_seconds = idle_seconds
+        self.event_capacity = event_capacity
+        self.shared = SharedPool(servers_dir, self.record_crash)
+        self._sessions: dict[str, Session] = {}
+        self._reserved: dict[str, int] = {}
+        self._last_error: dict[str, str] = {}
+        self._restarts: dict[str, int] = {}
+
+    def reserve(self, server: str) -> None:
+        """Claim a session slot of `server` before slow work (provisioning, spawning).
+        Raises AtCapacityError when sessions plus claims reach the cap."""
+        taken = len(self.of_server(server)) + self._reserved.get(server, 0)
+        if taken >= self.max_sessions:
+            raise AtCapacityError(server, self.max_sessions)
+        self._reserved[server] = self._reserved.get(server, 0) + 1
+
+    def release(self, server: str) -> None:
+        """Give back a slot claimed by `reserve`."""
+        self._reserved[server] = max(0, self._reserved.get(server, 0) - 1)
+
+    async def create(self, server: Server) -> Session:
+        """Open a session of `server` on a slot the caller reserved.
+
+        Raises OSError when the command cannot be started (recorded as last error).
+        """
+        package = server.spec.package
+        assert package is not None
+        session = Session(server.name, EventStore(self.event_capacity), self.forget)
+        try:
+            if package.session_mode == SessionMode.SHARED:
+                session.link = await self.shared.attach(server, session)
+            else:
+                link = IsolatedLink(package, self.servers_dir / server.name, session,
+                                    self.record_crash)
+                await link.start()
+                session.link = link
+        except OSError as exc:
+            self.record_error(server.name, f"could not start server process: {exc}")
+            raise
+        self._sessions[session.id] = session
+        METRICS.active_sessions.labels(server.name).inc()
+        return session
+
+    def get(self, session_id: str, server: str) -> Session | None:
+        """The live session with this id belonging to `server`, else None."""
+        session = self._sessions.get(session_id)
+        if session is None or session.server != server or session.closed:
+            return None
+        return session
+
+    def forget(self, session: Session) -> None:
+        """Drop an ended session (called by the session itself)."""
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+            METRICS.active_sessions.labels(session.server).dec()
+
+    def record_error(self, server: str, text: str) -> None:
+        """Remember the latest failure of a server for `/status`."""
+        self._last_error[server] = text
+
+    def record_crash(self, server: str, text: str) -> None:
+        """A child exited unexpectedly: last error, restart counter, metric."""
+        self.record_error(server, text)
+        self._restarts[server] = self._restarts.get(server, 0) + 1
+        METRICS.child_restarts.labels(server).inc()
+
+    def of_server(self, server: str) -> list[Session]:
+        """Live sessions of `server`, oldest first."""
+        return sorted((s for s in self._sessions.values() if s.server == server),
+                      key=lambda s: s.created_at)
+
+    async def stop_server(self, server: str) -> int:
+        """Terminate every session (and shared child) of `server`; returns the count."""
+        sessions = self.of_server(server)
+        await asyncio.gather(*(s.terminate() for s in sessions))
+        await self.shared.stop(server)
+        return len(sessions)
+
+    async def stop_all(self) -> int:
+        """Terminate every session and child (gateway shutdown); returns the count."""
+        sessions = list(self._sessions.values())
+        await asyncio.gather(*(s.terminate() for s in sessions))
+        await self.shared.stop_all()
+        return len(sessions)
+
+    async def reap_idle(self) -> int:
+        """Terminate sessions idle for `idle_seconds` or more; returns how many."""
+        cutoff = time.monotonic() - self.idle_seconds
+        idle = [s for s in self._sessions.values() if not s.busy and s.last_active <= cutoff]
+        for session in idle:
+            log.info("reaping idle session %s of %s", session.id, session.server)
+        await asyncio.gather(*(s.terminate() for s in idle))
+        return len(idle)
+
+    async def run_reaper(self) -> None:
+        """Reap forever, checking at a quarter of the idle timeout (at most every 30 s)."""
+        interval = min(self.idle_seconds / 4, 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap_idle()
+            except Exception:  # the reaper must outlive one bad session
+                log.exception("idle reaper failed")
+
+    def status(self, server: str, known: bool) -> dict[str, Any]:
+        """Liveness JSON of `/servers/{name}/status`; `known` = the server is servable."""
+        sessions = self.of_server(server)
+        pids = sorted({pid for s in sessions if s.link for pid in s.link.pids})
+        state = "mounted" if sessions else ("idle" if known else "unknown")
+        return {
+            "name": server,
+            "status": state,
+            "sessions": len(sessions),
+            "pids": pids,
+            "mounted_at": sessions[0].created_at.isoformat() if sessions else None,
+            "restarts": self._restarts.get(server, 0),
+            "last_error": self._last_error.get(server),
+        }

@@ -1,0 +1,138 @@
+// AKS for the gateway and container MCP servers: OIDC issuer + workload identity so
+// pods act as the MCPaaS identity without secrets; Entra ID auth with Azure RBAC and no
+// local accounts.
+param name string
+param location string
+param tags object
+param identityName string
+param principalId string
+param registryName string
+param workspaceId string
+
+@description('Namespace and service account of the gateway pods (workload identity subject).')
+param gatewayServiceAccount string = 'system:serviceaccount:mcpaas:gateway'
+
+var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+// Azure Kubernetes Service RBAC Writer: the control plane applies server Deployments.
+var rbacWriter = 'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: identityName
+}
+
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+  name: registryName
+}
+
+resource cluster 'Microsoft.ContainerService/managedClusters@2024-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  sku: {
+    name: 'Base'
+    tier: 'Standard'
+  }
+  properties: {
+    dnsPrefix: name
+    disableLocalAccounts: true
+    enableRBAC: true
+    aadProfile: {
+      managed: true
+      enableAzureRBAC: true
+    }
+    oidcIssuerProfile: {
+      enabled: true
+    }
+    securityProfile: {
+      workloadIdentity: {
+        enabled: true
+      }
+    }
+    autoUpgradeProfile: {
+      upgradeChannel: 'patch'
+    }
+    networkProfile: {
+      networkPlugin: 'azure'
+      networkPolicy: 'azure'
+    }
+    agentPoolProfiles: [
+      {
+        name: 'system'
+        mode: 'System'
+        count: 2
+        vmSize: 'Standard_D4ds_v5'
+        osType: 'Linux'
+        osDiskType: 'Ephemeral'
+        enableEncryptionAtHost: true
+        maxPods: 50
+        enableAutoScaling: true
+        minCount: 2
+        maxCount: 5
+        availabilityZones: [
+          '1'
+          '2'
+          '3'
+        ]
+      }
+    ]
+    addonProfiles: {
+      kubeDashboard: {
+        enabled: false
+      }
+      omsagent: {
+        enabled: true
+        config: {
+          logAnalyticsWorkspaceResourceID: workspaceId
+        }
+      }
+      azurepolicy: {
+        enabled: true
+      }
+      azureKeyvaultSecretsProvider: {
+        enabled: true
+        config: {
+          enableSecretRotation: 'true'
+        }
+      }
+    }
+  }
+}
+
+// The gateway's service account exchanges its projected token for the MCPaaS identity.
+resource gatewayFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = {
+  parent: identity
+  name: 'aks-gateway'
+  properties: {
+    issuer: cluster.properties.oidcIssuerProfile.issuerURL
+    subject: gatewayServiceAccount
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
+}
+
+resource kubeletPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, cluster.id, acrPull)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', acrPull)
+    principalId: cluster.properties.identityProfile.kubeletidentity.objectId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource deployer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(cluster.id, principalId, rbacWriter)
+  scope: cluster
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', rbacWriter)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output name string = cluster.name
+output oidcIssuerUrl string = cluster.properties.oidcIssuerProfile.issuerURL

@@ -1,0 +1,47 @@
+"""The `provision` orchestration: the Azure side of MCPaaS, step by step (FR-001).
+
+Steps, each one idempotent activity in `activities.arm`: resource group, node VM size
+(region offer + vCPU quota), container registry, AKS cluster, registry attached to the
+cluster, gateway installed in the cluster. Every step reads before it creates, so
+running `provision` again after a failed step resumes: finished steps find their
+resources and create nothing twice. Progress is the custom status
+`{"step", "number", "of", "done": [...]}`. Replay-safe (DESIGN.md rules).
+Input: `shared.models.ControlPlaneSpec` as JSON. Output: `{"status": "Succeeded"|"Failed",
+"failed_step", "reason", "results": {step: activity result}}`.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+
+from orchestrators.retries import failure_reason
+
+bp = df.Blueprint()
+
+# (step shown in the custom status, activity). Order matters: each uses earlier results.
+STEPS = (("resource group", "arm_resource_group"), ("vm size", "arm_vm_size"),
+         ("container registry", "arm_container_registry"), ("aks cluster", "arm_aks_cluster"),
+         ("attach registry", "arm_attach_registry"), ("gateway", "install_gateway"))
+
+
+@bp.orchestration_trigger(context_name="context")
+def provision(context: df.DurableOrchestrationContext):
+    """Drive one provision; see the module docstring."""
+    spec = context.get_input()
+    state, results, done = {"spec": spec}, {}, []
+    for number, (step, activity) in enumerate(STEPS, start=1):
+        context.set_custom_status({"step": step, "number": number, "of": len(STEPS), "done": done})
+        try:
+            # no RetryOptions: azure-core already retries 429/5xx (honouring Retry-After), and
+            # what is left (quota, policy, bad input) needs a person, then a new provision
+            result = yield context.call_activity(activity, state)
+        except Exception as error:  # stop here; running provision again resumes at this step
+            reason = failure_reason(error)
+            context.set_custom_status({"step": step, "number": number, "of": len(STEPS), "done": done,
+                                       "failed": reason})
+            return {"status": "Failed", "failed_step": step, "reason": reason, "results": results}
+        results[step] = result
+        state.update({key: value for key, value in result.items() if key != "created"})
+        done = [*done, step]
+    context.set_custom_status({"step": "done", "number": len(STEPS), "of": len(STEPS), "done": done})
+    return {"status": "Succeeded", "failed_step": None, "reason": "", "results": results}

@@ -1,0 +1,247 @@
+"""ServerSpec → Kubernetes objects: the one pure translator for `container` servers.
+
+`render(spec, options)` returns plain dicts (ServiceAccount, Deployment, Service,
+HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy) in apply order; the
+deploy activity server-side-applies them as they are, `mcpaas deploy --dry-run` prints
+them, and `manifest_hash` fingerprints them for the revision history (FR-002, FR-004).
+No I/O here: the same spec and options always give the same objects.
+
+Security choices follow the Kubernetes "restricted" Pod Security Standard
+(https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted) and AKS
+workload identity (https://learn.microsoft.com/azure/aks/workload-identity-overview).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from shared.models import ContainerSource, ServerKind, ServerSpec
+
+CONFIG_HASH_ANNOTATION = "mcpaas.io/config-hash"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+GATEWAY_NAME = "mcpaas-gateway"
+# Kubernetes' own default is 600 s; an MCP server that is not Ready in 5 min is broken
+PROGRESS_DEADLINE_SECONDS = 300
+# a non-root uid above the range images commonly bake in (checkov CKV_K8S_40)
+RUN_AS_USER = 10001
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Where and how to render: target namespace, the gateway's namespace (the only
+    allowed ingress source) and the workload-identity client id for the ServiceAccount."""
+
+    namespace: str = "mcp-servers"
+    gateway_namespace: str = "mcpaas-system"
+    workload_client_id: str | None = None
+
+
+def options_from_settings() -> RenderOptions:
+    """RenderOptions from the process settings (`MCPAAS_KUBE_NAMESPACE`, ...)."""
+    from shared.settings import get_settings  # late: keeps this module importable without env
+
+    settings = get_settings()
+    return RenderOptions(settings.kube_namespace, settings.gateway_namespace, settings.workload_client_id)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no whitespace) for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_of(value: Any) -> str:
+    """Hex sha256 of `canonical_json(value)`."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def labels(name: str) -> dict[str, str]:
+    """Recommended labels of every object of server `name`."""
+    return {"app.kubernetes.io/name": name, INSTANCE_LABEL: name,
+            "app.kubernetes.io/component": "mcp-server", "app.kubernetes.io/managed-by": "mcpaas"}
+
+
+def selector(name: str) -> str:
+    """Label selector (string form) matching the pods and objects of server `name`."""
+    return f"{INSTANCE_LABEL}={name}"
+
+
+def service_url(spec: ServerSpec, namespace: str) -> str:
+    """In-cluster Streamable HTTP URL of a container server's Service."""
+    assert spec.container is not None, "service_url needs a container spec"
+    return f"http://{spec.name}.{namespace}.svc.cluster.local:{spec.container.port}{spec.container.path}"
+
+
+def config_hash(container: ContainerSource) -> str:
+    """Hash of the configuration the pods read at start; a change rolls the pods."""
+    return sha256_of({"env": container.env, "path": container.path})
+
+
+def _meta(spec: ServerSpec, options: RenderOptions, **extra: Any) -> Obj:
+    return {"name": spec.name, "namespace": options.namespace, "labels": labels(spec.name), **extra}
+
+
+def _service_account(spec: ServerSpec, options: RenderOptions) -> Obj:
+    annotations = ({"azure.workload.identity/client-id": options.workload_client_id}
+                   if options.workload_client_id else {})
+    meta = _meta(spec, options, **({"annotations": annotations} if annotations else {}))
+    # the workload-identity webhook projects its own token; the API token is not needed
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
+            "automountServiceAccountToken": False}
+
+
+def _container(spec: ServerSpec) -> Obj:
+    c = spec.container
+    assert c is not None
+    # tcpSocket, not httpGet: an MCP endpoint answers GET with 405/406, which a probe counts as down
+    probe = {"tcpSocket": {"port": "mcp"}, "periodSeconds": 10, "timeoutSeconds": 3}
+    resources = {"cpu": c.resources.cpu, "memory": c.resources.memory}
+    return {
+        "name": "server", "image": c.image, "imagePullPolicy": "Always",
+        "ports": [{"name": "mcp", "containerPort": c.port, "protocol": "TCP"}],
+        "env": [{"name": key, "value": c.env[key]} for key in sorted(c.env)],
+        "resources": {"requests": resources, "limits": resources},
+        "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
+        "readinessProbe": {**probe, "initialDelaySeconds": 2, "failureThreshold": 3},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        # a read-only root still needs a scratch directory for most runtimes
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _deployment(spec: ServerSpec, options: RenderOptions) -> Obj:
+    c = spec.container
+    assert c is not None
+    pod_labels = {**labels(spec.name), "azure.workload.identity/use": "true"}
+    body: Obj = {
+        "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": {INSTANCE_LABEL: spec.name}},
+        # surge first, so a bad image never takes the last good pod down
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(c)}},
+            "spec": {
+                "serviceAccountName": spec.name,
+                "automountServiceAccountToken": False,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
+                                    "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [_container(spec)],
+                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+            },
+        },
+    }
+    if c.replicas == 0:  # stopped: no HPA, so the Deployment owns the count
+        body["replicas"] = 0
+    # otherwise `replicas` is left out so that re-applying never fights the HPA's count
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(spec, options), "spec": body}
+
+
+def _service(spec: ServerSpec, options: RenderOptions) -> Obj:
+    assert spec.container is not None
+    port = {"name": "mcp", "port": spec.container.port, "targetPort": "mcp", "protocol": "TCP"}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(spec, options),
+            "spec": {"type": "ClusterIP", "selector": {INSTANCE_LABEL: spec.name}, "ports": [port]}}
+
+
+def _hpa(spec: ServerSpec, options: RenderOptions) -> Obj:
+    assert spec.container is not None
+    scaling = spec.container.autoscaling
+
+    def metric(resource: str, percent: int) -> Obj:
+        return {"type": "Resource", "resource": {
+            "name": resource, "target": {"type": "Utilization", "averageUtilization": percent}}}
+
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _meta(spec, options),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+                     "minReplicas": max(scaling.min_replicas, spec.container.replicas),
+                     "maxReplicas": max(scaling.max_replicas, spec.container.replicas),
+                     "metrics": [metric("cpu", scaling.cpu_percent), metric("memory", scaling.memory_percent)]}}
+
+
+def _pdb(spec: ServerSpec, options: RenderOptions) -> Obj:
+    # maxUnavailable (not minAvailable) so a single-replica server never blocks a node drain
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(spec, options),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {INSTANCE_LABEL: spec.name}}}}
+
+
+def _network_policy(spec: ServerSpec, options: RenderOptions) -> Obj:
+    assert spec.container is not None
+    # selecting the pods with policyType Ingress denies everything not listed below
+    gateway = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": options.gateway_namespace}},
+               "podSelector": {"matchLabels": {"app.kubernetes.io/name": GATEWAY_NAME}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(spec, options),
+            "spec": {"podSelector": {"matchLabels": {INSTANCE_LABEL: spec.name}}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [gateway],
+                                  "ports": [{"protocol": "TCP", "port": spec.container.port}]}]}}
+
+
+def render(spec: ServerSpec, options: RenderOptions | None = None) -> list[Obj]:
+    """The Kubernetes objects of a `container` server, in apply order.
+
+    Raises ValueError for any other kind (they run in the gateway, not in the cluster).
+    """
+    if spec.kind is not ServerKind.CONTAINER or spec.container is None:
+        raise ValueError(f"server '{spec.name}' is kind '{spec.kind.value}': only container servers render")
+    options = options or RenderOptions()
+    objects = [_service_account(spec, options), _deployment(spec, options), _service(spec, options)]
+    if spec.container.replicas > 0:
+        objects.append(_hpa(spec, options))
+    return objects + [_pdb(spec, options), _network_policy(spec, options)]
+
+
+GATEWAY_PORT = 8080
+
+
+def render_gateway(image: str, options: RenderOptions | None = None) -> list[Obj]:
+    """The gateway's objects in `options.gateway_namespace`: its Namespace, then what
+    `render` gives a container server (ServiceAccount with workload identity, Deployment,
+    Service, HPA, PDB), except that the Service is a LoadBalancer and the NetworkPolicy
+    admits MCP clients from anywhere on the gateway port: it is the one public entry.
+    """
+    options = options or RenderOptions()
+    spec = ServerSpec(name=GATEWAY_NAME, kind=ServerKind.CONTAINER, description="MCPaaS gateway",
+                      container=ContainerSource(image=image, port=GATEWAY_PORT, path="/",
+                                                autoscaling={"min_replicas": 2, "max_replicas": 10}))
+    scoped = RenderOptions(options.gateway_namespace, options.gateway_namespace, options.workload_client_id)
+    namespace = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": scoped.namespace, "labels": {"app.kubernetes.io/managed-by": "mcpaas",
+                                                                   "pod-security.kubernetes.io/enforce": "restricted"}}}
+    objects = render(spec, scoped)
+    for obj in objects:
+        obj["metadata"]["labels"]["app.kubernetes.io/component"] = "gateway"
+        if obj["kind"] == "Service":
+            obj["spec"]["type"] = "LoadBalancer"
+        if obj["kind"] == "NetworkPolicy":
+            obj["spec"]["ingress"] = [{"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]}]
+    return [namespace, *objects]
+
+
+def manifest_hash(spec: ServerSpec, options: RenderOptions | None = None) -> str:
+    """sha256 of what a revision deploys: the rendered objects of a `container` server,
+    the spec JSON of any other kind (hex, 64 chars)."""
+    if spec.kind is ServerKind.CONTAINER:
+        return sha256_of(render(spec, options))
+    return sha256_of(spec.model_dump(mode="json"))
+
+
+def to_yaml(objects: list[Obj]) -> str:
+    """Objects as one multi-document YAML stream (`kubectl apply -f` ready)."""
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+def preview_yaml(spec: ServerSpec) -> str:
+    """What `mcpaas deploy --dry-run` prints: the rendered objects of a `container` server
+    (namespace from the settings), the validated spec of any other kind."""
+    if spec.kind is ServerKind.CONTAINER:
+        return to_yaml(render(spec, options_from_settings()))
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)

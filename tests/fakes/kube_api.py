@@ -1,0 +1,256 @@
+"""A fake Kubernetes API server at the HTTP boundary, for the official `kubernetes` client.
+
+Real HTTP (Starlette + uvicorn on a free port) with a kubeconfig pointing at it and a
+bearer token it checks. It implements what MCPaaS uses, for the kinds it renders:
+server-side apply (PATCH `application/apply-patch+yaml` with `fieldManager`), get, list
+(label and field selectors) and delete, plus a Deployment controller that advances one
+step per read: observe the new generation and create its pods, then make them ready.
+Two faults can be injected by image: `bad_images` (pods stuck in ImagePullBackOff with
+a Warning event) and `stalled_images` (pods never ready, then ProgressDeadlineExceeded).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.e2e.conftest import free_port
+
+TOKEN = "fake-kube-token"
+Obj = dict[str, Any]
+
+
+def _status(code: int, reason: str, message: str) -> JSONResponse:
+    return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                         "reason": reason, "message": message}, status_code=code)
+
+
+def _matches(obj: Obj, label_selector: str | None, field_selector: str | None) -> bool:
+    for term in filter(None, (label_selector or "").split(",")):
+        key, _, value = term.partition("=")
+        if obj.get("metadata", {}).get("labels", {}).get(key) != value:
+            return False
+    for term in filter(None, (field_selector or "").split(",")):
+        path, _, value = term.partition("=")
+        node: Any = obj
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != value:
+            return False
+    return True
+
+
+@dataclass
+class FakeKube:
+    """State of the fake cluster; tests read `objects`, `applies` and set the fault sets."""
+
+    objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)  # (plural, ns, name)
+    applies: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, name, fieldManager)
+    bad_images: set[str] = field(default_factory=set)
+    stalled_images: set[str] = field(default_factory=set)
+    _versions: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, plural: str, namespace: str, name: str) -> Obj | None:
+        """The stored object or None (no controller step)."""
+        return self.objects.get((plural, namespace, name))
+
+    # ---- API verbs ---------------------------------------------------------------
+    def apply(self, plural: str, namespace: str, name: str, body: Obj, manager: str) -> tuple[Obj, int]:
+        with self._lock:
+            key = (plural, namespace, name)
+            old = self.objects.get(key)
+            new = copy.deepcopy(body)
+            meta = new.setdefault("metadata", {})
+            if plural == "deployments":
+                spec = new.setdefault("spec", {})
+                spec.setdefault("replicas", (old or {}).get("spec", {}).get("replicas", 1))
+            changed = old is None or old.get("spec") != new.get("spec")
+            generation = 1 if old is None else old["metadata"]["generation"] + (1 if changed else 0)
+            meta.update(generation=generation, resourceVersion=str(next(self._versions)),
+                        uid=(old or {}).get("metadata", {}).get("uid", f"uid-{plural}-{name}"),
+                        managedFields=[{"manager": manager, "operation": "Apply"}])
+            if namespace:
+                meta["namespace"] = namespace
+            new["status"] = (old or {}).get("status", {})
+            self.objects[key] = new
+            self.applies.append((new.get("kind", ""), name, manager))
+            return new, 200 if old else 201
+
+    def read(self, plural: str, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            obj = self.objects.get((plural, namespace, name))
+            if obj is not None and plural == "deployments":
+                self._advance(obj)
+            return copy.deepcopy(obj)
+
+    def list(self, plural: str, namespace: str, labels: str | None, fields: str | None) -> list[Obj]:
+        with self._lock:
+            return [copy.deepcopy(obj) for (p, ns, _), obj in self.objects.items()
+                    if p == plural and ns == namespace and _matches(obj, labels, fields)]
+
+    def delete(self, plural: str, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            obj = self.objects.pop((plural, namespace, name), None)
+            if obj is not None and plural == "deployments":
+                instance = obj["spec"]["selector"]["matchLabels"]
+                for key in [k for k, o in self.objects.items() if k[0] == "pods" and _owned(o, instance)]:
+                    del self.objects[key]
+            return obj
+
+    # ---- the Deployment controller ----------------------------------------------
+    def _advance(self, deployment: Obj) -> None:
+        """One controller step: observe a new generation (create its pods) or settle it."""
+        meta, spec, status = deployment["metadata"], deployment["spec"], deployment["status"]
+        namespace, generation = meta["namespace"], meta["generation"]
+        image = spec["template"]["spec"]["containers"][0]["image"]
+        desired = spec.get("replicas", 1)
+        if status.get("observedGeneration") != generation:
+            status.update(observedGeneration=generation, updatedReplicas=0,
+                          conditions=[_condition("True", "ReplicaSetUpdated", "rolling out")])
+            for index in range(desired):
+                self._create_pod(deployment, f"{meta['name']}-g{generation}-{index}", image)
+            return
+        selector = spec["selector"]["matchLabels"]
+        if image in self.bad_images or image in self.stalled_images:
+            if image in self.stalled_images:
+                status["conditions"] = [_condition("False", "ProgressDeadlineExceeded",
+                                                   f'ReplicaSet "{meta["name"]}" has timed out progressing.')]
+            return
+        for key in [k for k, o in self.objects.items()
+                    if k[0] == "pods" and k[1] == namespace and _owned(o, selector)
+                    and not o["metadata"]["name"].startswith(f"{meta['name']}-g{generation}-")]:
+            del self.objects[key]  # surge done: the old ReplicaSet scales down
+        status.update(replicas=desired, updatedReplicas=desired, readyReplicas=desired,
+                      availableReplicas=desired,
+                      conditions=[_condition("True", "NewReplicaSetAvailable", "rollout complete")])
+
+    def _create_pod(self, deployment: Obj, name: str, image: str) -> None:
+        namespace = deployment["metadata"]["namespace"]
+        labels = dict(deployment["spec"]["template"]["metadata"].get("labels", {}))
+        state: Obj = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+        if image in self.bad_images:
+            state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
+            self.objects[("events", namespace, f"{name}.failed")] = {
+                "metadata": {"name": f"{name}.failed", "namespace": namespace}, "type": "Warning",
+                "reason": "Failed", "involvedObject": {"kind": "Pod", "name": name, "namespace": namespace},
+                "message": f'Failed to pull image "{image}": {image}: not found'}
+        elif image in self.stalled_images:
+            state = {"waiting": {"reason": "ContainerCreating"}}
+        self.objects[("pods", namespace, name)] = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"containers": [{"name": "server", "image": image}]},
+            "status": {"containerStatuses": [{"name": "server", "image": image, "state": state,
+                                              "ready": "running" in state}]}}
+
+
+def _owned(pod: Obj, selector: dict[str, str]) -> bool:
+    labels = pod.get("metadata", {}).get("labels", {})
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _condition(status: str, reason: str, message: str) -> Obj:
+    return {"type": "Progressing", "status": status, "reason": reason, "message": message}
+
+
+def create_app(kube: FakeKube) -> Starlette:
+    """The ASGI app serving `kube` under `/api/v1` and `/apis/{group}/{version}`."""
+
+    async def handle(request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return _status(401, "Unauthorized", "Unauthorized")
+        params = request.path_params
+        plural, name = params["plural"], params.get("name")
+        namespace = params.get("namespace", "")
+        return await _dispatch(kube, request, plural, namespace, name)
+
+    prefixes = ["/api/{version}", "/apis/{group}/{version}"]
+    routes = []
+    for prefix in prefixes:
+        routes += [Route(f"{prefix}/namespaces/{{namespace}}/{{plural}}/{{name}}", handle,
+                         methods=["GET", "PATCH", "DELETE"]),
+                   Route(f"{prefix}/namespaces/{{namespace}}/{{plural}}", handle, methods=["GET"])]
+    routes += [Route("/api/{version}/{plural}/{name}", handle, methods=["GET", "PATCH", "DELETE"])]
+    return Starlette(routes=routes)
+
+
+async def _dispatch(kube: FakeKube, request: Request, plural: str, namespace: str,
+                    name: str | None) -> JSONResponse:
+    if request.method == "GET" and name is None:
+        items = kube.list(plural, namespace, request.query_params.get("labelSelector"),
+                          request.query_params.get("fieldSelector"))
+        return JSONResponse({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items})
+    assert name is not None
+    if request.method == "PATCH":
+        if request.headers.get("content-type") != "application/apply-patch+yaml":
+            return _status(415, "UnsupportedMediaType", "only server-side apply is implemented")
+        manager = request.query_params.get("fieldManager")
+        if not manager:
+            return _status(422, "Invalid", "fieldManager is required for apply patch")
+        body = yaml.safe_load(await request.body())
+        obj, code = kube.apply(plural, namespace, name, body, manager)
+        return JSONResponse(obj, status_code=code)
+    found = kube.read(plural, namespace, name) if request.method == "GET" else kube.delete(plural, namespace, name)
+    if found is None:
+        return _status(404, "NotFound", f'{plural} "{name}" not found')
+    return JSONResponse(found)
+
+
+@dataclass
+class RunningFakeKube:
+    """A started fake: its state, URL and a kubeconfig file pointing at it."""
+
+    kube: FakeKube
+    url: str
+    kubeconfig: Path
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def write_kubeconfig(path: Path, url: str) -> Path:
+    """A kubeconfig with one cluster at `url` and the fake's bearer token."""
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": url}}],
+        "users": [{"name": "fake", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
+    return path
+
+
+def start_fake_kube(directory: Path) -> RunningFakeKube:
+    """Serve a new FakeKube on a free loopback port in a thread; wait until it listens."""
+    kube = FakeKube()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(kube), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="fake-kube", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise TimeoutError("fake Kubernetes API did not start")
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    return RunningFakeKube(kube, url, write_kubeconfig(directory / "kubeconfig", url), server, thread)
+
+
+def dump(kube: FakeKube) -> str:
+    """The stored objects as JSON, for assertion messages."""
+    return json.dumps({"/".join(k): v for k, v in kube.objects.items()}, indent=1)[:4000]
