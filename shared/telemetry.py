@@ -1,0 +1,95 @@
+"""Traces and structured logs for every MCPaaS process (issue 6, item 4).
+
+Exporter choice, decided once per process by `configure_telemetry`:
+- `APPLICATIONINSIGHTS_CONNECTION_STRING` set: Azure Monitor through
+  `azure-monitor-opentelemetry` (https://learn.microsoft.com/azure/azure-monitor/app/opentelemetry-enable?tabs=python);
+- else `OTEL_EXPORTER_OTLP_ENDPOINT` set: OTLP over HTTP;
+- else spans are still created (so logs carry trace ids) and printed to the console
+  only when `MCPAAS_TELEMETRY_CONSOLE=true`.
+Logs are JSON lines (python-json-logger) carrying `trace_id` and `span_id` of the
+current span. Context crosses process boundaries as W3C `traceparent` headers
+(`inject_headers` / `extract_context`), https://www.w3.org/TR/trace-context/.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from pythonjsonlogger.json import JsonFormatter
+
+_configured: str | None = None
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` (hex; empty outside a span) to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span_context = trace.get_current_span().get_span_context()
+        record.trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else ""
+        record.span_id = format(span_context.span_id, "016x") if span_context.is_valid else ""
+        return True
+
+
+def json_log_handler(stream=None) -> logging.Handler:
+    """A handler writing JSON lines with time, level, logger, message, trace and span ids."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s",
+                                       rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    handler.addFilter(TraceContextFilter())
+    return handler
+
+
+def configure_telemetry(service_name: str, *, environ: Mapping[str, str] | None = None,
+                        level: int = logging.INFO) -> str:
+    """Set up tracing and JSON logging for this process; returns the exporter chosen.
+
+    Returns ``azure-monitor``, ``otlp``, ``console`` or ``none``. Idempotent: a second
+    call returns the first choice without reconfiguring.
+    """
+    global _configured
+    if _configured is not None:
+        return _configured
+    env = os.environ if environ is None else environ
+    resource = Resource.create({"service.name": service_name, "service.namespace": "mcpaas"})
+    if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        configure_azure_monitor(connection_string=env["APPLICATIONINSIGHTS_CONNECTION_STRING"], resource=resource)
+        _configured = "azure-monitor"
+    else:
+        provider = TracerProvider(resource=resource)
+        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _configured = "otlp"
+        elif env.get("MCPAAS_TELEMETRY_CONSOLE", "").lower() == "true":
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            _configured = "console"
+        else:
+            _configured = "none"
+        trace.set_tracer_provider(provider)
+    root = logging.getLogger()
+    root.handlers = [json_log_handler()]
+    root.setLevel(level)
+    return _configured
+
+
+def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """`headers` plus the W3C trace context of the current span (`traceparent`, `tracestate`)."""
+    carrier = dict(headers or {})
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract_context(headers: Mapping[str, str]) -> otel_context.Context:
+    """The trace context carried by incoming `headers` (case-insensitive keys)."""
+    return propagate.extract({key.lower(): value for key, value in headers.items()})
