@@ -16,6 +16,7 @@ import uvicorn
 
 from devhost.host import create_app
 from shared.settings import get_settings
+from shared.telemetry import configure_telemetry
 
 
 def load_app(spec: str) -> object:
@@ -40,15 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="override MCPAAS_API_PORT")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_telemetry("mcpaas-controlplane", level=getattr(logging, args.log_level.upper(), logging.INFO))
     settings = get_settings()
     updates = {k: v for k, v in {"api_host": args.host, "api_port": args.port}.items() if v}
     if updates:
         settings = settings.model_copy(update=updates)
     app = create_app(load_app(args.app), settings)  # type: ignore[arg-type]
+    # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.api_host, port=settings.api_port,
-                log_level=args.log_level.lower())
+                log_level=args.log_level.lower(), log_config=None)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
+from opentelemetry import trace
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,8 +26,10 @@ from devhost.indexing import list_functions
 from devhost.problems import problem, too_large
 from shared.asgi import read_limited_body
 from shared.errors import PayloadTooLargeError
+from shared.telemetry import extract_context
 
 log = logging.getLogger("devhost.http")
+_tracer = trace.get_tracer("mcpaas.devhost")
 
 ROUTE_PREFIX = "/api"
 _CONSTRAINTS = {"int": r"-?\d+", "long": r"-?\d+", "alpha": r"[A-Za-z]+", "bool": r"(?:true|false)",
@@ -146,7 +149,11 @@ class HttpFunctionDispatcher:
             method=request.method, url=str(request.url), headers=dict(request.headers),
             params=dict(request.query_params), route_params=params, body=body)
         try:
-            return to_starlette(await self._invoke(route, req))
+            # a server span per request, continuing the caller's trace (W3C traceparent)
+            with _tracer.start_as_current_span(f"{request.method} /api/{route.template}",
+                                               context=extract_context(request.headers),
+                                               kind=trace.SpanKind.SERVER):
+                return to_starlette(await self._invoke(route, req))
         except Exception:
             log.exception("function %s raised", route.function_name)
             return problem(500, "Internal Server Error",

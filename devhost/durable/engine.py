@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.durable_functions.models.history import HistoryEventType
+from opentelemetry import trace
 
 from devhost.durable import events
 from devhost.durable.functions import DurableFunctions, run_activity
@@ -39,7 +40,10 @@ from devhost.durable.replay import (
     run_episode,
 )
 
+from shared.telemetry import extract_context
+
 log = logging.getLogger("devhost.durable")
+_tracer = trace.get_tracer("mcpaas.devhost")
 
 _TERMINATED = int(HistoryEventType.EXECUTION_TERMINATED)
 _MAX_SLEEP = 1.0  # seconds; a safety net, wake() normally ends the wait earlier
@@ -82,8 +86,11 @@ class DurableEngine:
         return self._store
 
     # ---- client operations (called by the management API) ---------------------------
-    def start(self, name: str, instance_id: str, input_json: str | None) -> None:
+    def start(self, name: str, instance_id: str, input_json: str | None,
+              trace_parent: str | None = None) -> None:
         """Create an instance; its first episode runs on the worker.
+
+        `trace_parent` is the W3C traceparent of the caller, inherited by activities.
 
         Raises:
             UnknownOrchestrator: ``name`` is not a registered orchestrator.
@@ -93,7 +100,8 @@ class DurableEngine:
             raise UnknownOrchestrator(name)
         now = events.utcnow()
         self.store.create_instance(NewInstance(
-            instance_id, name, input_json, events.execution_started(now, name, input_json)),
+            instance_id, name, input_json,
+            events.execution_started(now, name, input_json, trace_parent=trace_parent)),
             now)
         self.wake()
 
@@ -177,12 +185,20 @@ class DurableEngine:
             assert self._slots is not None
             async with self._slots:
                 activity = self.functions.activities.get(item.name or "")
-                event = await run_activity(activity, item.name or "", item.task_id, item.input)
+                with _activity_span(item.name or "", self._trace_parent(item.instance_id)):
+                    event = await run_activity(activity, item.name or "", item.task_id, item.input)
             # Atomic: the completion enters the inbox iff the work row still exists.
             if self.store.complete_work(item, event):
                 self.wake()
         finally:
             self._running.pop(key, None)
+
+    def _trace_parent(self, instance_id: str) -> str | None:
+        """The traceparent recorded on the instance's ExecutionStarted, if any."""
+        for event in self.store.history(instance_id):
+            if event.get("EventType") == HistoryEventType.EXECUTION_STARTED:
+                return (event.get("ParentTraceContext") or {}).get("TraceParent")
+        return None
 
     # ---- episodes --------------------------------------------------------------------
     def _run_episodes(self) -> None:
@@ -320,3 +336,9 @@ def _dumps(value: Any) -> str | None:
 
 
 __all__ = ["DurableEngine", "InstanceExists", "UnknownOrchestrator"]
+
+
+def _activity_span(name: str, trace_parent: str | None):
+    """A span for one activity attempt, child of the orchestration's caller when known."""
+    parent = extract_context({"traceparent": trace_parent}) if trace_parent else None
+    return _tracer.start_as_current_span(f"activity {name}", context=parent)

@@ -53,10 +53,16 @@ def orchestrator_completed(now: datetime) -> Event:
 
 
 def execution_started(now: datetime, name: str, input_json: str | None,
-                      parent_instance_id: str | None = None) -> Event:
-    """First event of an execution; Input is the JSON text of the orchestration input."""
+                      parent_instance_id: str | None = None,
+                      trace_parent: str | None = None) -> Event:
+    """First event of an execution; Input is the JSON text of the orchestration input.
+
+    `trace_parent` (W3C) is kept as DTFx's ``ParentTraceContext`` so activities can
+    join the trace of the request that started the orchestration.
+    """
     return _event(T.EXECUTION_STARTED, now, Name=name, Input=input_json,
-                  ParentInstanceId=parent_instance_id, Version=None)
+                  ParentInstanceId=parent_instance_id, Version=None,
+                  ParentTraceContext={"TraceParent": trace_parent} if trace_parent else None)
 
 
 def execution_completed(now: datetime, status: str, result_json: str | None) -> Event:

@@ -8,6 +8,7 @@ decoded and encoded exactly as the Python worker does in Azure.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 import traceback
@@ -107,5 +108,7 @@ async def _in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> A
         except RuntimeError:
             pass  # loop closed: the process is shutting down; the work row stays pending
 
-    threading.Thread(target=target, name=f"activity-{fn.__name__}", daemon=True).start()
+    # copy the context so the activity's span (and its trace id in logs) follows into the thread
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(target,), name=f"activity-{fn.__name__}", daemon=True).start()
     return await future

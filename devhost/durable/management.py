@@ -163,7 +163,8 @@ class ManagementApi:
         instance_id = request.path_params.get("instance_id") or uuid.uuid4().hex
         try:
             input_json = await self._payload(request)
-            self._engine.start(name, instance_id, input_json)
+            # the SDK client sends the caller's W3C context; activities continue that trace
+            self._engine.start(name, instance_id, input_json, request.headers.get("traceparent"))
         except PayloadTooLargeError as exc:
             return too_large(exc)
         except ValueError:
