@@ -15,6 +15,9 @@ from orchestrators.delete import bp as delete_orchestration
 from orchestrators.deploy import bp as deploy_orchestration
 from orchestrators.provision import bp as provision_orchestration
 from orchestrators.rollback import bp as rollback_orchestration
+from triggers.diagnostics import bp as diagnostics
+from triggers.event_grid import bp as event_grid
+from triggers.governance import bp as governance
 from triggers.http_api import bp as http_api
 from triggers.service_bus import bp as service_bus
 
@@ -22,5 +25,8 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for blueprint in (http_api, service_bus, deploy_orchestration, delete_orchestration, store_activities, gateway_activities):
     app.register_functions(blueprint)
-for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_activities, arm_activities):
+for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_activities, arm_activities,
+                  governance):
+    app.register_functions(blueprint)
+for blueprint in (diagnostics, event_grid):
     app.register_functions(blueprint)

@@ -2,7 +2,9 @@
 
 `probe_server` completes a real MCP `initialize` through the gateway with the official
 `mcp` client, so a server is `Running` only once a client could really reach it.
-`stop_sessions` ends every session (and stdio child) of a server.
+`stop_sessions` ends every session (and stdio child) of a server. Both calls carry
+the control plane's service credential (`shared.auth.service`) and the W3C trace
+context of the activity, so the gateway and the server's child join the deploy's trace.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import azure.durable_functions as df
 import httpx
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
-import azure.durable_functions as df
-
+from shared.auth.service import service_headers
 from shared.models import OperationJob
 from shared.settings import get_settings
+from shared.telemetry import inject_headers
 
 bp = df.Blueprint()
 
@@ -26,6 +31,10 @@ PROBE_TIMEOUT_S = 30.0
 def endpoint_of(name: str) -> str:
     """The public Streamable HTTP endpoint of server `name` on the gateway."""
     return f"{get_settings().gateway_url}/servers/{name}/mcp"
+
+
+def _headers() -> dict[str, str]:
+    return inject_headers(service_headers(get_settings()))
 
 
 async def _last_error(client: httpx.AsyncClient, name: str) -> str:
@@ -48,12 +57,13 @@ async def probe_server(job: dict[str, Any]) -> dict[str, Any]:
     url = endpoint_of(op.name)
     try:
         with anyio.fail_after(PROBE_TIMEOUT_S):
-            async with Client(url) as client:
+            async with create_mcp_http_client(headers=_headers()) as http, \
+                    Client(streamable_http_client(url, http_client=http)) as client:
                 info = client.server_info
                 return {"endpoint": url, "server_name": info.name if info else "",
                         "protocol_version": client.protocol_version}
     except Exception as error:  # any failure to initialize is the deploy's failure reason
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=5, headers=_headers()) as http:
             detail = await _last_error(http, op.name)
         message = f"MCP initialize through the gateway failed: {error!r}"
         raise RuntimeError(f"{message}; gateway: {detail}" if detail else message) from error
@@ -66,7 +76,7 @@ async def stop_sessions(job: dict[str, Any]) -> int:
     Raises httpx.HTTPError when the gateway cannot be reached or answers an error.
     """
     op = OperationJob.model_validate(job)
-    async with httpx.AsyncClient(timeout=15) as http:
+    async with httpx.AsyncClient(timeout=15, headers=_headers()) as http:
         response = await http.delete(f"{get_settings().gateway_url}/admin/servers/{op.name}/sessions")
         response.raise_for_status()
         return int(response.json().get("stopped", 0))

@@ -10,13 +10,20 @@ does not set (the HPA's replica count) stays with its owner
 `rollout_state` is the pure judgement of a Deployment rollout
 (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status);
 the deploy orchestration polls it through `rollout_status` with durable timers.
+
+Diagnostics (FR-003) read the same cluster: `server_events` (core/v1 Events of the
+server's objects, ReplicaSets and pods), `pod_logs` (`read_namespaced_pod_log` of every
+pod) and `observe` (replica counts and scaling events, which `rollout_status` and the
+reconcile timer store on the server document).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +33,8 @@ from kubernetes.client.exceptions import ApiException
 
 from activities.gateway import endpoint_of
 from shared import manifests, servers
-from shared.models import OperationJob, ServerSpec
+from shared.errors import NotFoundError
+from shared.models import ClusterEvent, OperationJob, ReplicaCounts, ServerKind, ServerSpec
 from shared.settings import get_settings
 from shared.store import get_store
 
@@ -37,6 +45,12 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # container waiting reasons that no amount of waiting fixes: fail the rollout at once
 FATAL_WAITING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
                  "CreateContainerConfigError", "CrashLoopBackOff")
+# event reasons of the Deployment controller and the HPA that mean "the replica count changed"
+SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
+SCALING_EVENTS_KEPT = 20
+# the kinds `render` creates, each named after the server
+SERVER_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                "NetworkPolicy", "ServiceAccount")
 Obj = dict[str, Any]
 
 # kind → (typed API class, method suffix, namespaced)
@@ -181,6 +195,8 @@ def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
         events = json.loads(core.list_namespaced_event(namespace, field_selector="type=Warning",
                                                        _preload_content=False).data)["items"]
     names = {pod["metadata"]["name"] for pod in pods}
+    # the server document shows the counts while the rollout runs (GET /api/servers/{name})
+    servers.record_observation(get_store(), op.name, replica_counts(deployment))
     return rollout_state(deployment, pods, [e for e in events if e.get("involvedObject", {}).get("name") in names])
 
 
@@ -189,8 +205,7 @@ def delete_objects(name: str) -> int:
     namespace = get_settings().kube_namespace
     deleted = 0
     with api_client() as api:
-        for kind in ("NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Service",
-                     "Deployment", "ServiceAccount"):
+        for kind in reversed(SERVER_KINDS):
             try:
                 _call(api, "delete", kind, name, namespace)
                 deleted += 1
@@ -219,5 +234,135 @@ def restore_manifests(job: dict[str, Any]) -> int:
 
 @bp.activity_trigger(input_name="job")
 def delete_manifests(job: dict[str, Any]) -> int:
-    """Delete the Kubernetes objects of a `container` server; how many existed."""
-    return delete_objects(OperationJob.model_validate(job).name)
+    """Delete the Kubernetes objects of a `container` server; how many existed.
+
+    Other kinds (and a server already gone) have none: 0 without touching a cluster,
+    so the delete orchestration can call this for every server. Raises RuntimeError
+    for API errors or when no Kubernetes target is configured.
+    """
+    op = OperationJob.model_validate(job)
+    try:
+        server = servers.load_server(get_store(), op.name)[0]
+    except NotFoundError:
+        return 0
+    return delete_objects(op.name) if server.spec.kind is ServerKind.CONTAINER else 0
+
+
+# ---- diagnostics (FR-003) ------------------------------------------------------------
+def _items(response: Any) -> list[Obj]:
+    return json.loads(response.data)["items"]
+
+
+def _time(event: Obj) -> datetime | None:
+    """When an event last happened: core/v1 fills `lastTimestamp`, events.k8s.io `eventTime`."""
+    text = event.get("lastTimestamp") or event.get("eventTime") or event.get("metadata", {}).get("creationTimestamp")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def to_cluster_event(event: Obj) -> ClusterEvent:
+    """A core/v1 Event as the API shows it."""
+    involved = event.get("involvedObject", {})
+    return ClusterEvent(time=_time(event), type=event.get("type", "Normal"), reason=event.get("reason", ""),
+                        message=event.get("message", ""), object=f"{involved.get('kind')}/{involved.get('name')}",
+                        count=int(event.get("count") or 1))
+
+
+def _server_events(api: client.ApiClient, name: str, namespace: str) -> list[ClusterEvent]:
+    """Events about server `name`'s objects, its ReplicaSets and their pods, newest first.
+
+    Pods are matched by their ReplicaSet's name prefix as well as by label, so the
+    events of pods already replaced (a failed rollout's) stay visible while the
+    ReplicaSet is kept in the Deployment's revision history.
+    """
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    selector = manifests.selector(name)
+    replica_sets = {rs["metadata"]["name"] for rs in _items(apps.list_namespaced_replica_set(
+        namespace, label_selector=selector, _preload_content=False))}
+    pods = {pod["metadata"]["name"] for pod in _items(core.list_namespaced_pod(
+        namespace, label_selector=selector, _preload_content=False))}
+
+    def about_server(involved: Obj) -> bool:
+        kind, obj = involved.get("kind"), involved.get("name", "")
+        if kind == "Pod":
+            return obj in pods or obj.rsplit("-", 1)[0] in replica_sets
+        return obj in replica_sets if kind == "ReplicaSet" else kind in SERVER_KINDS and obj == name
+
+    events = [to_cluster_event(e) for e in _items(core.list_namespaced_event(namespace, _preload_content=False))
+              if about_server(e.get("involvedObject", {}))]
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(events, key=lambda e: e.time or oldest, reverse=True)
+
+
+def server_events(name: str, limit: int = 100) -> list[ClusterEvent]:
+    """The newest `limit` Kubernetes events of container server `name` (newest first).
+
+    Raises RuntimeError when no Kubernetes target is configured, ApiException for API errors.
+    """
+    with api_client() as api:
+        return _server_events(api, name, get_settings().kube_namespace)[:limit]
+
+
+def replica_counts(deployment: Obj) -> ReplicaCounts:
+    """Desired (spec, owned by the HPA), ready, available and updated replicas of a Deployment."""
+    status = deployment.get("status", {})
+    return ReplicaCounts(desired=int(deployment.get("spec", {}).get("replicas", 1)),
+                         ready=int(status.get("readyReplicas", 0)), available=int(status.get("availableReplicas", 0)),
+                         updated=int(status.get("updatedReplicas", 0)))
+
+
+def observe(name: str) -> tuple[ReplicaCounts, list[ClusterEvent]] | None:
+    """Replica counts and the newest scaling events of server `name`; None without a Deployment.
+
+    Raises RuntimeError for API errors or when no Kubernetes target is configured.
+    """
+    namespace = get_settings().kube_namespace
+    with api_client() as api:
+        try:
+            deployment = _call(api, "read", "Deployment", name, namespace)
+        except RuntimeError as error:
+            if "HTTP 404" in str(error):
+                return None
+            raise
+        scaling = [e for e in _server_events(api, name, namespace) if e.reason in SCALING_REASONS]
+    return replica_counts(deployment), scaling[:SCALING_EVENTS_KEPT]
+
+
+def _log_line(pod: str, raw: str) -> tuple[datetime, str] | None:
+    """`<RFC 3339 nano> text` from the API → (time, `<ISO time µs>Z [pod] text`), the gateway log format."""
+    stamp, _, text = raw.partition(" ")
+    try:
+        head, _, fraction = stamp.rstrip("Z").partition(".")
+        at = datetime.fromisoformat(f"{head}.{(fraction or '0')[:6]:0<6}+00:00")
+    except ValueError:
+        return None
+    return at, f"{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} [{pod}] {text}"
+
+
+def pod_logs(name: str, tail: int = 100, since: datetime | None = None) -> list[str]:
+    """The newest `tail` log lines of every pod of server `name` at or after `since`, oldest first.
+
+    Lines read `<UTC time> [<pod>] <text>` like a package server's log. Pods whose
+    container has not started have no log yet and are skipped. Raises RuntimeError when
+    no Kubernetes target is configured, ApiException for other API errors.
+    """
+    namespace = get_settings().kube_namespace
+    since_seconds = None
+    if since is not None:  # the API takes whole seconds back from now; the exact cut is below
+        since_seconds = max(1, math.ceil((datetime.now(timezone.utc) - since).total_seconds()))
+    lines: list[tuple[datetime, str]] = []
+    with api_client() as api:
+        core = client.CoreV1Api(api)
+        for pod in _items(core.list_namespaced_pod(namespace, label_selector=manifests.selector(name),
+                                                   _preload_content=False)):
+            pod_name = pod["metadata"]["name"]
+            try:
+                text = core.read_namespaced_pod_log(pod_name, namespace, container="server", tail_lines=tail,
+                                                    since_seconds=since_seconds, timestamps=True,
+                                                    _preload_content=False).data.decode("utf-8", "replace")
+            except ApiException as error:
+                if error.status in (400, 404):  # container waiting to start, or pod just gone
+                    continue
+                raise
+            lines += filter(None, (_log_line(pod_name, raw) for raw in text.splitlines()))
+    kept = sorted(line for line in lines if since is None or line[0] >= since)
+    return [text for _, text in kept[-tail:]] if tail > 0 else []

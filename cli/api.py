@@ -32,10 +32,14 @@ class ControlPlane:
     """Client of the control plane at `base_url` (no trailing `/api`)."""
 
     def __init__(self, base_url: str = DEFAULT_API_URL, *,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0,
+                 token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if token:  # a bearer JWT or an API key (`mcpk_...`); both go in Authorization
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, transport=transport,
-                                  timeout=timeout, headers={"Accept": "application/json"})
+                                  timeout=timeout, headers=headers)
 
     def __enter__(self) -> ControlPlane:
         return self

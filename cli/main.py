@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli import auth as cli_auth
 from cli import queue as deploy_queue
 from cli import render, specs
 from cli.api import DEFAULT_API_URL
@@ -21,6 +22,7 @@ from cli.platform import PlatformOptions, run_platform
 from cli.state import CliState
 from cli.wait import Poller, wait_for_delete, wait_for_deploy
 from shared import manifests
+from shared.auth.principal import AuthMode, Role
 from shared.settings import get_settings
 
 app = typer.Typer(name="mcpaas", help="Deploy, run and govern MCP servers.",
@@ -48,10 +50,15 @@ def _state(ctx: typer.Context) -> CliState:
 def main(ctx: typer.Context,
          api_url: Annotated[str, typer.Option("--api-url", envvar="MCPAAS_API_URL",
                                               help="Control plane base URL.")]
-         = DEFAULT_API_URL) -> None:
+         = DEFAULT_API_URL,
+         token: Annotated[str | None, typer.Option("--token", envvar="MCPAAS_TOKEN", show_default=False,
+                                                   help="Bearer token or API key (default: the one "
+                                                        "`mcpaas login` saved).")] = None) -> None:
     """MCPaaS: deploy, run and govern Model Context Protocol servers."""
     # Tests hand in a CliState (with a mock transport) as obj; keep it and set the URL.
-    _state(ctx).api_url = api_url.rstrip("/")
+    state = _state(ctx)
+    state.api_url = api_url.rstrip("/")
+    state.token = token or state.token or cli_auth.load_token(get_settings().data_dir)
 
 
 DeploySpecsOpt = Annotated[list[Path] | None, typer.Option(
@@ -75,15 +82,45 @@ def up(port: Annotated[int, typer.Option(help="Control plane port.")] = 7071,
     def announce(endpoints: dict[str, str]) -> None:
         for label, value in endpoints.items():
             console.print(f"  [bold]{label:<14}[/] {value}")
-        state = CliState(api_url=endpoints["control plane"])
+        token = _local_admin_token(options.data_dir)
+        state = CliState(api_url=endpoints["control plane"], token=token)
         for spec in to_deploy:
             final = _deploy(state, spec, no_wait=False, timeout=120.0)
-            console.print(render.connect_snippets(spec.name, final["endpoint"]))
+            # soft_wrap: a token broken across lines could not be copied into a client config
+            console.print(cli_auth.client_snippets(spec.name, final["endpoint"], token) if token
+                          else render.connect_snippets(spec.name, final["endpoint"]), soft_wrap=True)
         console.print("MCPaaS is up. Press Ctrl-C to stop.")
 
     code = run_platform(options, announce)
     console.print("MCPaaS stopped.")
     raise typer.Exit(code)
+
+
+def _local_admin_token(data_dir: Path) -> str | None:
+    """In local auth mode, mint and save an Admin token for `up`'s own calls and print how to get more."""
+    if get_settings().auth_mode is not AuthMode.LOCAL:
+        return None
+    token = cli_auth.mint_local(data_dir, "local-admin", [Role.ADMIN])
+    saved = cli_auth.save_token(data_dir, token)
+    render.out().print(f"  [bold]{'auth':<14}[/] local; an Admin token for this CLI is saved in {saved}\n"
+                       f"  Other users: mcpaas login --data-dir {data_dir} --user NAME --role Developer "
+                       "[--group TEAM]\n  Clients send it as the header `Authorization: Bearer <token>`.")
+    return token
+
+
+@app.command()
+@_reports_errors
+def login(user: Annotated[str, typer.Option(help="Local user name (the token's subject).")],
+          role: Annotated[list[Role], typer.Option(help="Role to grant (repeatable).")],
+          group: Annotated[list[str] | None, typer.Option(help="Team the user belongs to (repeatable).")] = None,
+          data_dir: Annotated[Path, typer.Option(help="Data directory of the local platform.")] = Path(".mcpaas"),
+          hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="Token lifetime in hours.")] = 8.0,
+          save: Annotated[bool, typer.Option(help="Save the token for later mcpaas commands.")] = True) -> None:
+    """Mint a token for a local user (local auth mode), print it, and save it for later commands."""
+    token = cli_auth.mint_local(data_dir, user, role, groups=group or [], lifetime_s=int(hours * 3600))
+    typer.echo(token)
+    if save:
+        render.err().print(f"Saved for later mcpaas commands in {cli_auth.save_token(data_dir, token)}")
 
 
 # Option types of `deploy`, named so the signature stays readable.

@@ -73,6 +73,8 @@ def child_env(options: PlatformOptions, base_env: dict[str, str]) -> dict[str, s
         "MCPAAS_GATEWAY_PORT": str(options.gateway_port),
         "MCPAAS_GATEWAY_URL": gateway_url(options),
         "MCPAAS_API_URL": api_url(options),
+        # `up` is the local platform: local auth unless the caller chose otherwise.
+        "MCPAAS_AUTH_MODE": base_env.get("MCPAAS_AUTH_MODE", "local"),
         # Children write to log files; unbuffered output keeps the logs current.
         "PYTHONUNBUFFERED": "1",
     })

@@ -20,10 +20,11 @@ class CliState:
     """Where the control plane is, and the seams tests replace."""
 
     api_url: str = DEFAULT_API_URL
+    token: str | None = None  # bearer token or API key sent to the control plane
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = field(default=time.sleep)
     clock: Callable[[], float] = field(default=time.monotonic)
 
     def client(self) -> ControlPlane:
         """A control plane client for this invocation."""
-        return ControlPlane(self.api_url, transport=self.transport)
+        return ControlPlane(self.api_url, transport=self.transport, token=self.token)

@@ -3,8 +3,18 @@
 Routes:
 - `/servers/{name}/mcp` (GET, POST, DELETE): Streamable HTTP for `package` servers
   (stdio children, `gateway.streamable_http`) and `remote` servers (proxy,
-  `gateway.upstream`). Unknown, disabled or stopped servers answer 404 and `container`
-  servers 422, both `application/problem+json`.
+  `gateway.upstream`), `container` servers (proxy to their in-cluster Service, the
+  document's `upstream_url`). Unknown, disabled or stopped servers answer 404 and
+  `container` servers without an `upstream_url` 422, both `application/problem+json`.
+- `/servers/{name}/sse` (GET) + `/servers/{name}/messages` (POST): the legacy HTTP+SSE
+  transport of MCP 2024-11-05 for `package` servers (`gateway.legacy_sse`); `remote`
+  servers answer 422 there.
+- `/servers/{name}/tenants/{tenant}/mcp`: Streamable HTTP of the tenant's own instance
+  of a `dedicated` server (`gateway.tenancy`).
+- `/.well-known/oauth-protected-resource/servers/{name}/mcp`: RFC 9728 metadata.
+  Every MCP route above needs a token or API key (401 otherwise) and passes
+  `gateway.guard` (access policy, tenancy, session binding, tool policy, rate
+  limits, invocation audit) before it reaches a server.
 - `/servers/{name}/status`: liveness JSON of one server.
 - `/healthz`, `/readyz`: process liveness and store readiness.
 - `DELETE /admin/servers/{name}/sessions`: the control plane ends every session of a
@@ -25,12 +35,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared.errors import MCPaaSError, NotFoundError
-from shared.models import ServerKind
+from shared.errors import MCPaaSError, NotFoundError, UnprocessableError
+from shared.models import Server, ServerKind
 from shared.settings import Settings
 from shared.store.port import DocumentStore
 
+from gateway.auth import METADATA_PREFIX, metadata_response
+from gateway.guard import Guard, build_guard
 from gateway.http import check_origin, parse_origins, problem
+from gateway.legacy_sse import LegacySseEndpoint
 from gateway.locks import open_locks
 from gateway.metrics import metrics_endpoint
 from gateway.provision import Provisioner
@@ -57,32 +70,89 @@ class Gateway:
     registry: ServerRegistry
     sessions: SessionRegistry
     package: PackageEndpoint
+    legacy: LegacySseEndpoint
     upstream: UpstreamProxy
     http: httpx.AsyncClient
     allowed_origins: tuple[str, ...]
+    guard: Guard
 
 
 def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-async def mcp_endpoint(request: Request) -> Response:
-    """`/servers/{name}/mcp`: look the server up in the store, then relay by kind."""
+async def _servable(request: Request) -> Server | Response:
+    """The server an MCP request names, or the 403 to answer (Origin not allowed).
+
+    Raises NotFoundError / UnprocessableError (problem+json) for servers the gateway
+    does not serve; sessions left over from before such a server was removed end.
+    """
     gw = _gateway(request)
     # DNS-rebinding protection comes before anything else, including the store lookup.
     if (forbidden := check_origin(request, gw.allowed_origins)) is not None:
         return forbidden
     name = request.path_params["name"]
+    # Authentication before the lookup: unauthenticated callers learn no server names.
+    principal = await gw.guard.auth.authenticate(request, name)
+    if isinstance(principal, Response):
+        return principal
+    request.state.principal = principal
     try:
-        server = await gw.registry.lookup(name)
+        return await gw.registry.lookup(name)
     except NotFoundError:
-        # The store no longer serves it: sessions left over from before are ended too.
         if gw.sessions.of_server(name):
             await gw.sessions.stop_server(name)
         raise
-    if server.spec.kind == ServerKind.REMOTE:
-        return await gw.upstream.forward(request, server)
+
+
+async def mcp_endpoint(request: Request) -> Response:
+    """`/servers/{name}/mcp`: look the server up in the store, then relay by kind."""
+    server = await _servable(request)
+    if isinstance(server, Response):
+        return server
+    return await _gateway(request).guard.dispatch(request, server, lambda bound: _relay(request, bound))
+
+
+async def _relay(request: Request, server: Server) -> Response:
+    gw = _gateway(request)
+    if server.spec.kind in (ServerKind.REMOTE, ServerKind.CONTAINER):
+        # a container server's pods sit behind its in-cluster Service (`upstream_url`)
+        return await gw.upstream.forward(request, gw.registry.as_upstream(server))
     return await gw.package.handle(request, server)
+
+
+async def protected_resource(request: Request) -> Response:
+    """`GET /.well-known/oauth-protected-resource/servers/{name}/mcp` (RFC 9728); public."""
+    gw = _gateway(request)
+    name = request.path_params["name"]
+    await gw.registry.lookup(name)  # 404 problem+json for servers this gateway does not serve
+    return metadata_response(gw.settings, request, name)
+
+
+async def _legacy_server(request: Request) -> Server | Response:
+    server = await _servable(request)
+    if isinstance(server, Server) and server.spec.kind != ServerKind.PACKAGE:
+        raise UnprocessableError(f"server '{server.name}' is a {server.spec.kind.value} server: "
+                                 "legacy HTTP+SSE is served for package servers only")
+    return server
+
+
+async def legacy_sse(request: Request) -> Response:
+    """`GET /servers/{name}/sse`: legacy HTTP+SSE session stream."""
+    server = await _legacy_server(request)
+    if isinstance(server, Response):
+        return server
+    legacy = _gateway(request).legacy
+    return await _gateway(request).guard.dispatch(request, server, lambda bound: legacy.stream(request, bound))
+
+
+async def legacy_messages(request: Request) -> Response:
+    """`POST /servers/{name}/messages?session_id=`: legacy HTTP+SSE client messages."""
+    server = await _legacy_server(request)
+    if isinstance(server, Response):
+        return server
+    legacy = _gateway(request).legacy
+    return await _gateway(request).guard.dispatch(request, server, lambda bound: legacy.post(request, bound))
 
 
 async def server_status(request: Request) -> Response:
@@ -140,25 +210,33 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     limit = settings.gateway_max_body_bytes
     locks = open_locks(settings.redis_url)
     provisioner = Provisioner(store, locks, settings.servers_dir)
+    package = PackageEndpoint(sessions, limit, provisioner.ensure)
     gateway = Gateway(settings=settings, registry=ServerRegistry(store), sessions=sessions,
-                      package=PackageEndpoint(sessions, limit, provisioner.ensure),
+                      package=package, legacy=LegacySseEndpoint(package),
                       upstream=UpstreamProxy(http, limit), http=http,
-                      allowed_origins=parse_origins(settings.gateway_allowed_origins))
+                      allowed_origins=parse_origins(settings.gateway_allowed_origins),
+                      guard=build_guard(settings, store, sessions))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.run_reaper(), name="idle-reaper")
+        gateway.guard.start()
         try:
             yield
         finally:
             reaper.cancel()
             stopped = await sessions.stop_all()
+            await gateway.guard.stop()
             await http.aclose()
             await locks.close()
             log.info("gateway stopped; %d sessions ended", stopped)
 
     routes = [
         Route("/servers/{name}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route("/servers/{name}/tenants/{tenant}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route(METADATA_PREFIX + "/servers/{name}/mcp", protected_resource, methods=["GET"]),
+        Route("/servers/{name}/sse", legacy_sse, methods=["GET"]),
+        Route("/servers/{name}/messages", legacy_messages, methods=["POST"]),
         Route("/servers/{name}/status", server_status, methods=["GET"]),
         Route("/admin/servers/{name}/sessions", stop_sessions, methods=["DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -15,7 +15,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from shared.errors import NotFoundError, UnprocessableError
-from shared.models import Server, ServerKind, ServerStatus
+from shared.models import RemoteSource, Server, ServerKind, ServerStatus
 from shared.store.port import DocumentStore
 
 CONTAINER = "servers"
@@ -40,15 +40,25 @@ class ServerRegistry:
         Raises:
             NotFoundError: no document, an unreadable one, `spec.enabled` false, or
                 status `Stopped`.
-            UnprocessableError: kind `container` (no Kubernetes target configured).
+            UnprocessableError: kind `container` without an `upstream_url` (never
+                deployed to a Kubernetes target).
         """
         server = await self._read(name)
         if server is None or not server.spec.enabled or server.status == ServerStatus.STOPPED:
             raise NotFoundError(f"server '{name}' is not deployed on this gateway")
-        if server.spec.kind == ServerKind.CONTAINER:
+        if server.spec.kind == ServerKind.CONTAINER and not server.upstream_url:
             raise UnprocessableError(
                 f"server '{name}' is a container server: no Kubernetes target configured")
         return server
+
+    @staticmethod
+    def as_upstream(server: Server) -> Server:
+        """A container server as the upstream proxy serves `remote` ones: its `remote.url` is
+        the in-cluster Service (`upstream_url`); the stored document is not changed."""
+        if server.spec.kind != ServerKind.CONTAINER or not server.upstream_url:
+            return server
+        remote = RemoteSource.model_construct(url=server.upstream_url)
+        return server.model_copy(update={"spec": server.spec.model_copy(update={"remote": remote})})
 
     async def _read(self, name: str) -> Server | None:
         now = time.monotonic()

@@ -19,8 +19,10 @@ from shared.models import Server, SessionMode
 from gateway.events import EventStore
 from gateway.isolated import IsolatedLink
 from gateway.metrics import METRICS
+from gateway.policy import GuardedSession
 from gateway.sessions import Session
 from gateway.shared import SharedPool
+from gateway.tenancy import is_instance_of
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class SessionRegistry:
         self._reserved: dict[str, int] = {}
         self._last_error: dict[str, str] = {}
         self._restarts: dict[str, int] = {}
+        self._names: set[str] = set()  # every server and tenant instance that had a session
 
     def reserve(self, server: str) -> None:
         """Claim a session slot of `server` before slow work (provisioning, spawning).
@@ -77,7 +80,8 @@ class SessionRegistry:
         """
         package = server.spec.package
         assert package is not None
-        session = Session(server.name, EventStore(self.event_capacity), self.forget)
+        # bound to the request's caller (`gateway.policy.CALLER`), tools/list filtered
+        session = GuardedSession(server.name, EventStore(self.event_capacity), self.forget)
         try:
             if package.session_mode == SessionMode.SHARED:
                 session.link = await self.shared.attach(server, session)
@@ -90,6 +94,7 @@ class SessionRegistry:
             self.record_error(server.name, f"could not start server process: {exc}")
             raise
         self._sessions[session.id] = session
+        self._names.add(server.name)
         METRICS.active_sessions.labels(server.name).inc()
         return session
 
@@ -122,10 +127,12 @@ class SessionRegistry:
                       key=lambda s: s.created_at)
 
     async def stop_server(self, server: str) -> int:
-        """Terminate every session (and shared child) of `server`; returns the count."""
-        sessions = self.of_server(server)
+        """Terminate every session (and shared child) of `server` and of its dedicated
+        tenant instances (`gateway.tenancy`); returns the count."""
+        sessions = [s for s in self._sessions.values() if is_instance_of(s.server, server)]
         await asyncio.gather(*(s.terminate() for s in sessions))
-        await self.shared.stop(server)
+        for name in {server, *(n for n in self._names if is_instance_of(n, server))}:
+            await self.shared.stop(name)
         return len(sessions)
 
     async def stop_all(self) -> int:

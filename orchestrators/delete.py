@@ -1,4 +1,9 @@
-"""The `delete` orchestration: stop a server's sessions, then remove it and its revisions.
+"""The `delete` orchestration: stop a server's sessions, delete a `container` server's
+Kubernetes objects, then remove the server and its revisions.
+
+The objects go before the document, so a failed delete leaves the server `Stopped` and
+findable (and deletable again) instead of orphaning a Deployment nobody can see.
+`delete_manifests` itself answers 0 for kinds without Kubernetes objects.
 
 Replay-safe (DESIGN.md rules). Input: `shared.models.OperationJob` as JSON with
 action ``delete``. Output: `{"name", "status": "Deleted"|"Error", "reason"}`.
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
+from orchestrators.deploy import KUBE_RETRY
 from orchestrators.retries import STORE_RETRY, failure_reason
 
 bp = df.Blueprint()
@@ -23,6 +29,8 @@ def delete(context: df.DurableOrchestrationContext):
     try:
         context.set_custom_status({"phase": "stopping sessions"})
         yield context.call_activity_with_retry("stop_sessions", STORE_RETRY, job)
+        context.set_custom_status({"phase": "deleting Kubernetes objects"})
+        yield context.call_activity_with_retry("delete_manifests", KUBE_RETRY, job)
         context.set_custom_status({"phase": "removing"})
         yield context.call_activity_with_retry("remove_server", STORE_RETRY, job)
     except Exception as error:  # leave the server Stopped and say why in the audit trail

@@ -13,7 +13,10 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from shared.auth.rbac import Share  # noqa: F401  (re-exported: a server's sharing grants, FR-018)
+from shared.auth.principal import Role
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -145,6 +148,53 @@ class RemoteSource(_Strict):
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
 
 
+SCOPE_PARAM = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class AccessPolicy(_Strict):
+    """Who may use a server through the gateway, and which tools (issue 4, item 3).
+
+    A caller may use the server when `roles`, `users` and `groups` are all empty, or it
+    is an Admin, or it holds one of `roles`, or its subject or name is in `users`, or it is in one of
+    `groups`. `tools` maps a tool name (or ``*`` for every unlisted tool) to the roles
+    that may call it; tools matching no entry are open to every caller of the server.
+    The gateway hides other tools from `tools/list` and refuses calls to them.
+    """
+
+    roles: list[Role] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list, max_length=1000)
+    groups: list[str] = Field(default_factory=list, max_length=1000)
+    tools: dict[str, list[Role]] = Field(default_factory=dict)
+
+
+class TenancyModel(str, Enum):
+    """`shared`: one server, each session's child bound to its caller's scope values;
+    `dedicated`: one instance per scope value, each at its own endpoint."""
+
+    SHARED = "shared"
+    DEDICATED = "dedicated"
+
+
+class Tenancy(_Strict):
+    """Parameter isolation of a `package` server (FR-019, FR-023, NFR-SEC-005).
+
+    `params` names the scope parameters the server needs (e.g. ``project_id``); the
+    gateway passes the caller's bound value of each to the child as the environment
+    variable of the upper-cased name (``PROJECT_ID``). `dedicated` takes exactly one.
+    """
+
+    model: TenancyModel = TenancyModel.SHARED
+    params: list[str] = Field(min_length=1, max_length=8)
+
+    @field_validator("params")
+    @classmethod
+    def _params_are_names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not SCOPE_PARAM.match(name)]
+        if bad:
+            raise ValueError(f"scope parameters must be lowercase identifiers: {', '.join(bad)}")
+        return value
+
+
 class ServerSpec(_Strict):
     """What a team asks MCPaaS to run (DESIGN.md "ServerSpec").
 
@@ -160,6 +210,8 @@ class ServerSpec(_Strict):
     package: PackageSource | None = Field(default=None, validate_default=True)
     container: ContainerSource | None = Field(default=None, validate_default=True)
     remote: RemoteSource | None = Field(default=None, validate_default=True)
+    access: AccessPolicy | None = None
+    tenancy: Tenancy | None = None
 
     @field_validator("name")
     @classmethod
@@ -181,13 +233,59 @@ class ServerSpec(_Strict):
             raise ValueError(f"not allowed when kind is '{kind.value}'")
         return value
 
+    @model_validator(mode="after")
+    def _tenancy_fits(self) -> ServerSpec:
+        tenancy = self.tenancy
+        if tenancy is None:
+            return self
+        if self.kind != ServerKind.PACKAGE or self.package is None:
+            raise ValueError("tenancy: only package servers take scope parameters")
+        if tenancy.model == TenancyModel.DEDICATED and len(tenancy.params) != 1:
+            raise ValueError("tenancy: dedicated takes exactly one scope parameter")
+        # Security: one shared child serves every session, so the first caller's scope
+        # values would serve every later caller's session (cross-tenant access).
+        if tenancy.model == TenancyModel.SHARED and self.package.session_mode == SessionMode.SHARED:
+            raise ValueError("tenancy: shared tenancy needs session_mode isolated")
+        return self
+
+
+class ClusterEvent(BaseModel):
+    """One Kubernetes event about a container server's objects or pods (FR-003).
+
+    `object` is ``Kind/name`` of the involved object; `time` the event's last
+    occurrence; `type` ``Normal`` or ``Warning``; `count` how often it repeated.
+    https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/event-v1/
+    """
+
+    time: datetime | None = None
+    type: str = "Normal"
+    reason: str = ""
+    message: str = ""
+    object: str = ""
+    count: int = 1
+
+
+class ReplicaCounts(BaseModel):
+    """Replica counts of a container server's Deployment when last observed (UC3).
+
+    `desired` is the Deployment's (HPA-owned) replica count; `ready`, `available`
+    and `updated` come from its status.
+    """
+
+    desired: int = 0
+    ready: int = 0
+    available: int = 0
+    updated: int = 0
+    observed_at: datetime = Field(default_factory=utc_now)
+
 
 class Server(BaseModel):
     """Stored state of one server (container `servers`, id and partition key = name).
 
     `revision` is the last successfully applied revision (0 before the first deploy);
     `latest_revision` the newest accepted one; `operation_id` the durable instance id of
-    the workflow in flight, if any.
+    the workflow in flight, if any; `replicas` and `scaling_events` (newest first) are
+    set for container servers only.
     """
 
     name: str
@@ -199,6 +297,10 @@ class Server(BaseModel):
     endpoint: str | None = None
     upstream_url: str | None = None  # in-cluster Service URL of a container server (gateway's upstream)
     operation_id: str | None = None
+    shares: list[Share] = Field(default_factory=list)  # grants beyond the owner team (FR-018)
+    # container servers: as last observed by a rollout poll or the reconcile timer
+    replicas: ReplicaCounts | None = None
+    scaling_events: list[ClusterEvent] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
 
@@ -223,14 +325,16 @@ class Revision(BaseModel):
 class AuditEvent(BaseModel):
     """One entry of the audit trail (container `audit`, partition key = entity).
 
-    `result` is ``accepted``, ``succeeded`` or ``failed``; `detail` carries a reason.
+    `result` is ``accepted``, ``succeeded`` or ``failed`` for an operation, ``allowed``
+    or ``denied`` for an authorization decision, ``refused`` for a security-clearance
+    refusal (FR-020); `detail` carries a reason.
     """
 
     id: str
     actor: str
     action: str
     entity: str
-    result: Literal["accepted", "succeeded", "failed"]
+    result: Literal["accepted", "succeeded", "failed", "allowed", "denied", "refused"]
     detail: str = ""
     operation_id: str | None = None
     time: datetime = Field(default_factory=utc_now)
@@ -272,6 +376,12 @@ class OperationJob(BaseModel):
     revision: int = 0
     spec: dict[str, Any] | None = None
     rollback_to: int | None = None  # the revision whose spec a rollback re-applies
+
+
+class ShareList(_Strict):
+    """Body of `GET`/`PUT /api/servers/{name}/shares`: every sharing grant of one server."""
+
+    items: list[Share] = Field(default_factory=list, max_length=200)
 
 
 class RollbackRequest(_Strict):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.models import Revision, Server, ServerSpec
+from shared.models import AuditEvent, ControlPlaneSpec, Revision, RollbackRequest, Server, ServerSpec, ShareList
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM = {"type": "object", "required": ["type", "title", "status"],
@@ -49,47 +49,127 @@ def _items(ref: str) -> dict[str, Any]:
         "properties": {"items": {"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}}}}}}}
 
 
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"}}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"description": "ok", "content": {"application/json": {"schema": {
+        "type": "object", "required": required, "properties": properties}}}}
+
+
+def _op(operation_id: str, responses: dict[str, Any], *, body: str | None = None, params: list | None = None,
+        problems: tuple[int, ...] = (), anonymous: bool = False) -> dict[str, Any]:
+    """One operation; authenticated ones also answer 401 and 403 (RFC 9457 problems)."""
+    operation: dict[str, Any] = {"operationId": operation_id,
+                                 "responses": {**responses, **_problems(*problems, *(() if anonymous else (401, 403)))}}
+    if body:
+        operation["requestBody"] = {"required": True, **_json(body)}
+    if params:
+        operation["parameters"] = params
+    if anonymous:
+        operation["security"] = []
+    return operation
+
+
+_NAME = _param("name")
+_REF_SERVER = {"$ref": "#/components/schemas/Server"}
 _ACCEPTED = {"description": "accepted; Location names the operation",
              "headers": {"Location": {"schema": {"type": "string"}}},
-             "content": {"application/json": {"schema": {"type": "object", "required": ["server", "operation_id"],
-                                                         "properties": {"server": {"$ref": "#/components/schemas/Server"},
-                                                                        "operation_id": {"type": "string"}}}}}}
+             **{key: value for key, value in _object(["server", "operation_id"], server=_REF_SERVER,
+                                                      operation_id={"type": "string"}).items()
+                if key == "content"}}
+_ETAG = {"ETag": {"schema": {"type": "string"}}}
+_AUDIT_PARAMS = [_param(name, "query") for name in ("actor", "server", "action")] + [
+    _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until", "cursor")] + [
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})]
+_SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                "description": "Entra ID or local access token, or an API key (mcpk_...)"},
+                     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
 
 
-def openapi_document(server_url: str = "/") -> dict[str, Any]:
-    """The OpenAPI 3.1 document as a JSON-ready dict."""
-    spec_body = {"required": True, **_json("ServerSpecInput")}
-    paths = {
+def _server_paths() -> dict[str, Any]:
+    items = lambda ref: {"description": "ok", **_items(ref)}  # noqa: E731
+    return {
         "/api/servers": {
-            "get": {"operationId": "listServers", "responses": {"200": {"description": "servers", **_items("Server")}}},
-            "post": {"operationId": "createServer", "requestBody": spec_body,
-                     "responses": {"202": _ACCEPTED, **_problems(400, 409, 422)}},
+            "get": _op("listServers", {"200": items("Server")}),
+            "post": _op("createServer", {"202": _ACCEPTED}, body="ServerSpecInput", problems=(400, 409, 422)),
         },
         "/api/servers/{name}": {
             "parameters": [_NAME],
-            "get": {"operationId": "getServer",
-                    "responses": {"200": {"description": "server", **_json("Server")}, **_problems(404)}},
-            "put": {"operationId": "updateServer", "requestBody": spec_body,
-                    "responses": {"202": _ACCEPTED, **_problems(400, 404, 409, 422)}},
-            "delete": {"operationId": "deleteServer", "responses": {"202": _ACCEPTED, **_problems(404, 409)}},
+            "get": _op("getServer", {"200": {"description": "server", **_json("Server")}}, problems=(404,)),
+            "put": _op("updateServer", {"202": _ACCEPTED}, body="ServerSpecInput", problems=(400, 404, 409, 422)),
+            "delete": _op("deleteServer", {"202": _ACCEPTED}, problems=(404, 409)),
         },
         "/api/servers/{name}/revisions": {
+            "parameters": [_NAME], "get": _op("listRevisions", {"200": items("Revision")}, problems=(404,))},
+        "/api/servers/{name}/rollback": {
             "parameters": [_NAME],
-            "get": {"operationId": "listRevisions",
-                    "responses": {"200": {"description": "revisions, newest first", **_items("Revision")},
-                                  **_problems(404)}},
-        },
-        "/api/operations/{operation_id}": {
-            "parameters": [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "get": {"operationId": "getOperation",
-                    "responses": {"200": {"description": "orchestration status",
-                                          "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  **_problems(404)}},
-        },
+            "post": _op("rollbackServer", {"202": _ACCEPTED}, body="RollbackRequest", problems=(400, 404, 409, 422))},
+        "/api/servers/{name}/logs": {
+            "parameters": [_NAME],
+            "get": _op("serverLogs", {"200": _object(["name", "lines"], name={"type": "string"},
+                                                     lines={"type": "array", "items": {"type": "string"}})},
+                       params=[_param("tail", "query", {"type": "integer", "minimum": 1, "maximum": 10000}),
+                               _param("since", "query", {"type": "string", "format": "date-time"})],
+                       problems=(400, 404, 502))},
+        "/api/servers/{name}/events": {
+            "parameters": [_NAME],
+            "get": _op("serverEvents", {"200": _object(["name", "items"], name={"type": "string"},
+                                                       items={"type": "array", "items": {"type": "object"}})},
+                       params=[_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})],
+                       problems=(400, 404, 422, 502))},
+        "/api/servers/{name}/shares": {
+            "parameters": [_NAME],
+            "get": _op("getShares", {"200": {"description": "grants", "headers": _ETAG, **_json("ShareList")}},
+                       problems=(404,)),
+            "put": _op("putShares", {"200": {"description": "grants", "headers": _ETAG, **_json("ShareList")}},
+                       body="ShareList", params=[_param("If-Match", "header")], problems=(400, 404, 409, 412))},
     }
+
+
+def _governance_paths() -> dict[str, Any]:
+    return {
+        "/api/operations/{operation_id}": {
+            "parameters": [_param("operation_id")],
+            "get": _op("getOperation", {"200": {"description": "orchestration status",
+                                               "content": {"application/json": {"schema": {"type": "object"}}}}},
+                       problems=(404,))},
+        "/api/controlplane": {
+            "post": _op("provisionControlPlane", {"202": _object(["operation_id"], operation_id={"type": "string"})},
+                        body="ControlPlaneSpec", problems=(400,))},
+        "/api/keys": {
+            "get": _op("listKeys", {"200": {"description": "keys, never their secrets", **_items("ApiKey")}}),
+            "post": _op("createKey", {"201": _object(["key", "record"], key={"type": "string"},
+                                                     record={"$ref": "#/components/schemas/ApiKey"})},
+                        body="ApiKeyRequest", problems=(400,))},
+        "/api/keys/{key_id}": {
+            "parameters": [_param("key_id")],
+            "delete": _op("revokeKey", {"200": {"description": "revoked key", **_json("ApiKey")}}, problems=(404,))},
+        "/api/audit": {
+            "get": _op("listAudit", {"200": _object(["items", "next"], items={
+                "type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}},
+                next={"type": ["string", "null"]})}, params=_AUDIT_PARAMS, problems=(400,))},
+        "/api/openapi.json": {
+            "get": _op("openapi", {"200": {"description": "this document",
+                                          "content": {"application/json": {"schema": {"type": "object"}}}}},
+                       anonymous=True)},
+    }
+
+
+def openapi_document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document as a JSON-ready dict: every `/api` route, its 401/403
+    answers, and the bearer (JWT or API key) and `X-API-Key` security schemes."""
+    from shared.auth.api_keys import ApiKey, ApiKeyRequest  # shared.auth.api_keys imports shared.models
+
+    schemas = _schemas(Server, Revision, ApiKey, AuditEvent, ShareList)
+    for model in (ApiKeyRequest, RollbackRequest, ControlPlaneSpec, ShareList):
+        schema = model.model_json_schema(ref_template=_REF, mode="validation")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     return {"openapi": "3.1.0",
             "info": {"title": "MCPaaS control plane", "version": "0.1.0"},
             "servers": [{"url": server_url}],
-            "paths": paths,
-            "components": {"schemas": _schemas(Server, Revision)}}
+            "security": [{"bearer": []}, {"apiKey": []}],
+            "paths": {**_server_paths(), **_governance_paths()},
+            "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES}}

@@ -13,7 +13,8 @@ from typing import Any
 
 from shared import manifests
 from shared.errors import ConflictError, NotFoundError
-from shared.models import AuditEvent, Revision, Server, ServerSpec, ServerStatus, spec_diff, utc_now
+from shared.models import (AuditEvent, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec, ServerStatus,
+                           spec_diff, utc_now)
 from shared.store.port import CONTAINERS, Document, DocumentStore
 
 IN_FLIGHT = (ServerStatus.PENDING, ServerStatus.DEPLOYING)
@@ -188,6 +189,40 @@ def finish_operation(store: DocumentStore, *, name: str, operation_id: str, succ
     server.operation_id = None
     _save(store, server, etag)
     return True
+
+
+NOT_READY = "no ready pods"  # starts every status_reason that `record_observation` sets
+
+
+def record_observation(store: DocumentStore, name: str, replicas: ReplicaCounts,
+                       scaling_events: list[ClusterEvent] | None = None) -> Server | None:
+    """Store a container server's observed replica counts (and scaling events, newest
+    first; None keeps the stored ones), and let an idle server's status follow pod
+    readiness: `Running` with no ready pod becomes `Error` (reason `NOT_READY...`), and
+    such an `Error` becomes `Running` again once a pod is ready. An operation in flight
+    owns the status, so then only the counts change.
+
+    Returns the saved server, or None when it is gone or a concurrent writer won (the
+    next observation catches up; nothing is overwritten blindly).
+    """
+    try:
+        server, etag = load_server(store, name)
+    except NotFoundError:
+        return None
+    server.replicas = replicas
+    if scaling_events is not None:
+        server.scaling_events = scaling_events
+    if server.operation_id is None and replicas.desired > 0:
+        if server.status is ServerStatus.RUNNING and replicas.ready == 0:
+            server.status = ServerStatus.ERROR
+            server.status_reason = f"{NOT_READY}: 0 of {replicas.desired} replicas ready"
+        elif (server.status is ServerStatus.ERROR and server.status_reason.startswith(NOT_READY)
+              and replicas.ready > 0):
+            server.status, server.status_reason = ServerStatus.RUNNING, ""
+    try:
+        return _save(store, server, etag)
+    except (ConflictError, NotFoundError):
+        return None
 
 
 def remove_server(store: DocumentStore, name: str, operation_id: str) -> bool:

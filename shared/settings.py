@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.auth.principal import AuthMode
+
+# A list setting given in the environment as comma-separated text (or a JSON-free list in code).
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -57,6 +62,24 @@ class Settings(BaseSettings):
         servicebus_namespace: fully qualified Service Bus namespace
             (``<name>.servicebus.windows.net``); when set, ``mcpaas deploy --queue``
             sends there with Entra ID auth instead of to devhost's local queue.
+        auth_mode: how callers authenticate (issue 4): ``local`` (embedded issuer whose
+            RSA key is ``auth_key_path``; the default), ``entra`` (Entra ID access tokens)
+            or ``none`` (protocol test rigs only; logs a warning on every request).
+        entra_jwks_url: the tenant's JWKS (``https://login.microsoftonline.com/<tid>/discovery/v2.0/keys``).
+        entra_issuers / entra_audiences: accepted ``iss`` and ``aud`` values.
+        entra_allowed_clients: accepted ``azp``/``appid`` values; empty admits any client.
+        entra_allowed_tenants: accepted ``tid`` values; empty admits the issuers' tenants.
+            All four lists read from the environment as comma-separated text.
+        auth_scopes_supported: OAuth scopes the gateway's protected resource metadata
+            lists (RFC 9728 `scopes_supported`), e.g. ``api://mcpaas/.default``; empty
+            omits the field.
+        gateway_rate_limit_identity / _server / _tool: gateway rate limits (FR-025) as
+            ``limits`` strings (``"600/minute"``): per caller, per caller and server, per
+            caller, server and tool; empty disables one. Stored in ``redis_url`` when set
+            (shared by replicas), else in memory.
+        clearance_*: the security clearance allowlists (FR-020, ``shared.clearance``):
+            package launchers (basenames or absolute-path globs), package name globs,
+            container registries and remote hosts (globs; comma-separated text).
     """
 
     model_config = SettingsConfigDict(env_prefix="MCPAAS_", extra="ignore")
@@ -95,6 +118,36 @@ class Settings(BaseSettings):
     blob_connection_string: SecretStr | None = None
     blob_container: str = "artifacts"
     servicebus_namespace: str | None = None
+    # identity and clearance (issue 4): read by the control plane and the gateway alike
+    auth_mode: AuthMode = AuthMode.LOCAL
+    entra_jwks_url: str | None = None
+    entra_issuers: CommaList = Field(default_factory=list)
+    entra_audiences: CommaList = Field(default_factory=list)
+    entra_allowed_clients: CommaList = Field(default_factory=list)
+    entra_allowed_tenants: CommaList = Field(default_factory=list)
+    auth_scopes_supported: CommaList = Field(default_factory=list)
+    gateway_rate_limit_identity: str = "600/minute"
+    gateway_rate_limit_server: str = "300/minute"
+    gateway_rate_limit_tool: str = ""
+    clearance_launchers: CommaList = Field(default_factory=lambda: [
+        "python", "python3", "python3.*", "uv", "uvx", "npx", "node", "sh", "pip", "npm", "mcp-server-*",
+        "*/.venv/bin/*", "*/node_modules/.bin/*", "/usr/bin/*", "/usr/local/bin/*"])
+    clearance_packages: CommaList = Field(default_factory=lambda: [
+        "*mcp*", "@modelcontextprotocol/*", "@azure/*", "@microsoft/*"])
+    clearance_registries: CommaList = Field(default_factory=lambda: [
+        "mcr.microsoft.com", "*.azurecr.io", "ghcr.io", "docker.io", "localhost:*", "127.0.0.1:*"])
+    clearance_remote_hosts: CommaList = Field(default_factory=lambda: [
+        "127.0.0.1", "localhost", "::1", "*.azurewebsites.net", "*.azurecontainerapps.io", "*.azure-api.net"])
+
+    @field_validator("entra_issuers", "entra_audiences", "entra_allowed_clients", "entra_allowed_tenants",
+                     "auth_scopes_supported",
+                     "clearance_launchers", "clearance_packages", "clearance_registries",
+                     "clearance_remote_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def gateway_url(self) -> str:
@@ -122,6 +175,11 @@ class Settings(BaseSettings):
     def queues_path(self) -> Path:
         """SQLite file of devhost's local Service Bus queues."""
         return self.data_dir / "queues.sqlite"
+
+    @property
+    def auth_key_path(self) -> Path:
+        """PEM file of the local issuer's RSA signing key (mode 0600)."""
+        return self.data_dir / "auth" / "signing-key.pem"
 
     @property
     def servers_dir(self) -> Path:

@@ -18,27 +18,27 @@ from pydantic import BaseModel, ValidationError
 
 from shared import servers
 from shared.errors import BadRequestError, NotFoundError, validation_errors
-from shared.models import ControlPlaneSpec, OperationJob, Revision, RollbackRequest, Server, ServerSpec
+from shared.models import ControlPlaneSpec, OperationJob, Revision, RollbackRequest, Server, ServerKind, ServerSpec
+from shared.auth.principal import Principal
+from shared.auth.rbac import Permission, authorize
 from shared.settings import get_settings
 from shared.store import get_store
+from triggers.security import authenticated, check, check_server, requires
 from triggers.operations import ensure_deployable, start_deploy, start_operation
 from triggers.problems import json_response, problem_handler
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-ACTOR = "local"  # until authentication lands, every caller is the local user
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 def parse_spec(req: func.HttpRequest) -> ServerSpec:
     """Validate the request body as a ServerSpec.
 
-    Raises BadRequestError (400) as `parse_body` does; UnprocessableError (422) for
-    `container` servers when no Kubernetes target is configured.
+    Raises BadRequestError (400) as `parse_body` does. Whether the platform can and
+    may run it (`ensure_deployable`, 422) is checked after authorization.
     """
-    spec = parse_body(req, ServerSpec, "server spec")
-    ensure_deployable(spec)
-    return spec
+    return parse_body(req, ServerSpec, "server spec")
 
 
 def parse_body(req: func.HttpRequest, model: type[BodyT], what: str) -> BodyT:
@@ -75,62 +75,78 @@ def _accepted(req: func.HttpRequest, server: Server, operation_id: str) -> func.
 @bp.route(route="servers", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
-async def create_server(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """`POST /api/servers` (body: ServerSpec) → 202 + Location of the deploy operation; 409 if it exists."""
+@authenticated
+async def create_server(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                        principal: Principal) -> func.HttpResponse:
+    """`POST /api/servers` (body: ServerSpec) → 202 + Location of the deploy operation; 409 if it exists;
+    403 unless the caller may create servers for the spec's `owner_team`."""
     spec = parse_spec(req)
-    server, operation_id = await start_deploy(client, spec, ACTOR, "create")
+    check(principal, Permission.SERVER_CREATE, server=spec.name, owner_team=spec.owner_team)
+    server, operation_id = await start_deploy(client, spec, principal.subject, "create")
     return _accepted(req, server, operation_id)
 
 
 @bp.route(route="servers/{name}", methods=["PUT"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
-async def update_server(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+@authenticated
+async def update_server(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                        principal: Principal) -> func.HttpResponse:
     """`PUT /api/servers/{name}` → 202 + Location; a new revision is deployed."""
     spec = parse_spec(req)
     name = req.route_params["name"]
     if spec.name != name:
         raise BadRequestError("spec name differs from the URL",
                               errors=[{"field": "name", "message": f"must be '{name}'"}])
-    server, operation_id = await start_deploy(client, spec, ACTOR, "update")
+    check_server(principal, Permission.SERVER_UPDATE, name)
+    server, operation_id = await start_deploy(client, spec, principal.subject, "update")
     return _accepted(req, server, operation_id)
 
 
 @bp.route(route="servers/{name}", methods=["DELETE"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
-async def delete_server(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+@authenticated
+async def delete_server(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                        principal: Principal) -> func.HttpResponse:
     """`DELETE /api/servers/{name}` → 202 + Location of the delete operation."""
     name = req.route_params["name"]
+    check_server(principal, Permission.SERVER_DELETE, name)
     operation_id = uuid.uuid4().hex
     server, before = servers.accept_delete(get_store(), name, operation_id)
-    job = OperationJob(name=name, operation_id=operation_id, actor=ACTOR, action="delete")
+    job = OperationJob(name=name, operation_id=operation_id, actor=principal.subject, action="delete")
     await start_operation(client, "delete", job, before)
     return _accepted(req, server, operation_id)
 
 
 @bp.route(route="servers", methods=["GET"])
 @problem_handler
-async def list_servers(req: func.HttpRequest) -> func.HttpResponse:
-    """`GET /api/servers` → `{"items": [Server, ...]}` ordered by name."""
-    docs = get_store().query("servers", order_by="name")
-    return json_response({"items": [Server.model_validate(doc).model_dump(mode="json") for doc in docs]})
+@authenticated
+async def list_servers(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
+    """`GET /api/servers` → `{"items": [Server, ...]}` ordered by name: the servers the caller may read."""
+    listed = [Server.model_validate(doc) for doc in get_store().query("servers", order_by="name")]
+    visible = [server for server in listed if authorize(principal, Permission.SERVER_READ, server=server.name,
+                                                        owner_team=server.spec.owner_team,
+                                                        shares=server.shares).allowed]
+    return json_response({"items": [server.model_dump(mode="json") for server in visible]})
 
 
 @bp.route(route="servers/{name}", methods=["GET"])
 @problem_handler
-async def get_server(req: func.HttpRequest) -> func.HttpResponse:
+@authenticated
+async def get_server(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
     """`GET /api/servers/{name}` → Server (spec, status, revision, endpoint, ...); 404 if absent."""
-    server, _ = servers.load_server(get_store(), req.route_params["name"])
+    server = check_server(principal, Permission.SERVER_READ, req.route_params["name"])
     return json_response(server.model_dump(mode="json"))
 
 
 @bp.route(route="servers/{name}/revisions", methods=["GET"])
 @problem_handler
-async def list_revisions(req: func.HttpRequest) -> func.HttpResponse:
+@authenticated
+async def list_revisions(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
     """`GET /api/servers/{name}/revisions` → `{"items": [Revision, ...]}` newest first."""
     name = req.route_params["name"]
-    servers.load_server(get_store(), name)  # 404 for an unknown server
+    check_server(principal, Permission.SERVER_READ, name)  # 404 for an unknown server
     docs = get_store().query("revisions", partition_key=name, order_by="number", descending=True)
     return json_response({"items": [Revision.model_validate(doc).model_dump(mode="json") for doc in docs]})
 
@@ -138,7 +154,9 @@ async def list_revisions(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="operations/{operation_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
-async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+@requires(Permission.SERVER_READ)
+async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                        principal: Principal) -> func.HttpResponse:
     """`GET /api/operations/{id}` → `{id, name, runtimeStatus, customStatus, output, createdTime,
     lastUpdatedTime}`; 404 for an unknown id."""
     operation_id = req.route_params["operation_id"]
@@ -153,7 +171,9 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
 @bp.route(route="servers/{name}/rollback", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
-async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+@authenticated
+async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                          principal: Principal) -> func.HttpResponse:
     """`POST /api/servers/{name}/rollback` `{"revision": n}` → 202 + Location of the rollback
     operation, which re-applies revision n's spec as a new revision (FR-004).
 
@@ -162,11 +182,12 @@ async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestration
     """
     name = req.route_params["name"]
     request = parse_body(req, RollbackRequest, "rollback request")
+    check_server(principal, Permission.SERVER_ROLLBACK, name)
     spec = servers.revision_spec(get_store(), name, request.revision)
-    ensure_deployable(spec)
+    ensure_deployable(spec, principal.subject)
     operation_id = uuid.uuid4().hex
     server, before = servers.accept_update(get_store(), spec, operation_id)
-    job = OperationJob(name=name, operation_id=operation_id, actor=ACTOR, action="rollback",
+    job = OperationJob(name=name, operation_id=operation_id, actor=principal.subject, action="rollback",
                        revision=server.latest_revision, spec=spec.model_dump(mode="json"),
                        rollback_to=request.revision)
     await start_operation(client, "rollback", job, before)
@@ -175,19 +196,23 @@ async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestration
 
 @bp.route(route="servers/{name}/logs", methods=["GET"])
 @problem_handler
-async def server_logs(req: func.HttpRequest) -> func.HttpResponse:
+@authenticated
+async def server_logs(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
     """`GET /api/servers/{name}/logs?tail=N&since=ISO-8601` → `{"name", "lines": [...]}`:
-    the stderr of the server's stdio children as the gateway wrote it (NFR-OPS-006),
+    the stderr of the server's stdio children as the gateway wrote it (NFR-OPS-006), or
+    for a `container` server its pods' logs (`triggers.diagnostics.container_logs`);
     newest `tail` lines (default 100, at most 10000) at or after `since`.
 
-    400 for a bad `tail` or `since`; 404 for an unknown server.
+    400 for a bad `tail` or `since`; 404 for an unknown server; 502 when the
+    Kubernetes API fails.
     """
     from datetime import datetime, timezone
 
-    from gateway.logs import log_path, read_log
+    from gateway.logs import MAX_TAIL_LINES, log_path, read_log
+    from triggers.diagnostics import container_logs
 
     name = req.route_params["name"]
-    servers.load_server(get_store(), name)  # 404 for an unknown server
+    server = check_server(principal, Permission.SERVER_READ, name)  # 404 for an unknown server
     try:
         tail = int(req.params.get("tail", "100"))
         since_text = req.params.get("since")
@@ -196,14 +221,19 @@ async def server_logs(req: func.HttpRequest) -> func.HttpResponse:
         raise BadRequestError(f"bad query parameter: {exc}") from None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
-    lines = read_log(log_path(get_settings().servers_dir, name), tail, since)
+    if server.spec.kind is ServerKind.CONTAINER:
+        lines = await container_logs(name, max(0, min(tail, MAX_TAIL_LINES)), since)
+    else:
+        lines = read_log(log_path(get_settings().servers_dir, name), tail, since)
     return json_response({"name": name, "lines": lines})
 
 
 @bp.route(route="controlplane", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_handler
-async def provision_control_plane(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+@requires(Permission.PLATFORM_MANAGE)
+async def provision_control_plane(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                                  principal: Principal) -> func.HttpResponse:
     """`POST /api/controlplane` (body: ControlPlaneSpec) → 202 + Location of the `provision`
     operation (FR-001); 400 for an invalid body. Posting again after a failure resumes."""
     spec = parse_body(req, ControlPlaneSpec, "control plane spec")

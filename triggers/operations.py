@@ -13,22 +13,31 @@ from typing import Any, Literal
 
 import azure.durable_functions as df
 
-from shared import servers
+from shared import clearance, servers
 from shared.errors import UnprocessableError
 from shared.models import OperationJob, Server, ServerKind, ServerSpec
 from shared.settings import get_settings
 from shared.store import get_store
+from triggers.security import record_decision
 
 
-def ensure_deployable(spec: ServerSpec) -> None:
-    """Refuse specs this platform cannot run.
+def ensure_deployable(spec: ServerSpec, actor: str | None = None) -> None:
+    """Refuse specs this platform cannot or may not run.
 
     Raises UnprocessableError (422) for `container` servers when no Kubernetes target
-    is configured (`MCPAAS_KUBECONFIG` unset).
+    is configured (`MCPAAS_KUBECONFIG` unset), and ClearanceError (422) for a spec
+    outside the security clearance allowlists (FR-020, `shared.clearance`); with an
+    `actor`, that refusal is recorded in the audit trail.
     """
     if spec.kind is ServerKind.CONTAINER and get_settings().kubeconfig is None:
         raise UnprocessableError("no Kubernetes target configured: container servers are not supported yet",
                                  errors=[{"field": "kind", "message": "container needs a Kubernetes target"}])
+    try:
+        clearance.ensure_cleared(spec, get_settings())
+    except clearance.ClearanceError as error:
+        if actor is not None:
+            record_decision(actor, "server.clearance", spec.name, "refused", error.detail)
+        raise
 
 
 async def start_operation(client: df.DurableOrchestrationClient, orchestrator: str, job: OperationJob,
@@ -54,7 +63,7 @@ async def start_deploy(client: df.DurableOrchestrationClient, spec: ServerSpec, 
     flight on update), NotFoundError (update of an unknown server), or whatever the
     orchestration start raises.
     """
-    ensure_deployable(spec)
+    ensure_deployable(spec, actor)
     operation_id = uuid.uuid4().hex
     before: dict[str, Any] | None = None
     if action == "create":

@@ -14,9 +14,9 @@ import re
 import secrets
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth.principal import Principal, Role
+from shared.auth.principal import Principal, Role, parse_scopes
 from shared.auth.tokens import AuthenticationError
 from shared.errors import NotFoundError
 from shared.models import utc_now
@@ -33,10 +33,23 @@ class ApiKey(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     roles: list[Role]
     servers: list[str] | None = None
+    # scope bindings for servers with a tenancy, e.g. {"project_id": ["p1"]} (FR-019)
+    scopes: dict[str, list[str]] = Field(default_factory=dict)
     expires_at: datetime | None = None
     revoked: bool = False
     created_by: str
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class ApiKeyRequest(BaseModel):
+    """Body of `POST /api/keys`: what the new key may do, and until when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    roles: list[Role] = Field(min_length=1, max_length=len(Role))
+    servers: list[str] | None = Field(default=None, max_length=200)
+    expires_at: datetime | None = None
 
 
 def _digest(secret: str) -> str:
@@ -44,11 +57,12 @@ def _digest(secret: str) -> str:
 
 
 def create_key(store: DocumentStore, *, name: str, roles: list[Role], created_by: str,
-               servers: list[str] | None = None, expires_at: datetime | None = None) -> tuple[str, ApiKey]:
+               servers: list[str] | None = None, expires_at: datetime | None = None,
+               scopes: dict[str, list[str]] | None = None) -> tuple[str, ApiKey]:
     """Create a key; returns `(plaintext, record)`. The plaintext is not recoverable later."""
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     record = ApiKey(id=key_id, name=name, roles=roles, servers=servers, expires_at=expires_at,
-                    created_by=created_by)
+                    created_by=created_by, scopes=scopes or {})
     store.create("api_keys", {**record.model_dump(mode="json"), "secret_sha256": _digest(secret)})
     return f"{PREFIX}{key_id}_{secret}", record
 
@@ -73,7 +87,8 @@ def verify_key(store: DocumentStore, presented: str) -> Principal:
         raise AuthenticationError("API key expired")
     return Principal(subject=f"key:{record.id}", name=record.name, kind="api_key",
                      roles=frozenset(record.roles),
-                     servers=frozenset(record.servers) if record.servers is not None else None)
+                     servers=frozenset(record.servers) if record.servers is not None else None,
+                     scopes=parse_scopes(record.scopes))
 
 
 def revoke_key(store: DocumentStore, key_id: str) -> ApiKey:

@@ -10,10 +10,9 @@ Bearer mcpk_...` or `X-API-Key`. Credentials never reach a log line.
 from __future__ import annotations
 
 import logging
-from enum import Enum
 
 from shared.auth.api_keys import PREFIX, verify_key
-from shared.auth.principal import Principal, Role
+from shared.auth.principal import AuthMode, Principal, Role
 from shared.auth.tokens import AuthenticationError, TokenValidator
 from shared.store.port import DocumentStore
 
@@ -21,14 +20,6 @@ log = logging.getLogger("mcpaas.auth")
 
 ANONYMOUS_ADMIN = Principal(subject="anonymous", name="anonymous", kind="anonymous",
                             roles=frozenset({Role.ADMIN}))
-
-
-class AuthMode(str, Enum):
-    """How callers authenticate."""
-
-    ENTRA = "entra"
-    LOCAL = "local"
-    NONE = "none"
 
 
 class Authenticator:

@@ -13,6 +13,7 @@ with the caller):
 | audit.read      |        |           | ✓        | ✓     |
 | keys.manage     |        |           |          | ✓     |
 | shares.manage   |        | team      | ✓        | ✓     |
+| platform.manage |        |           |          | ✓     |
 
 A caller's teams are its `groups`. A share grants named permissions on one server to
 a user (subject), a role or a group. An API key scoped to servers is denied others.
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth.principal import Principal, Role
+from shared.errors import MCPaaSError
 
 
 class Permission(str, Enum):
@@ -40,6 +42,7 @@ class Permission(str, Enum):
     AUDIT_READ = "audit.read"
     KEYS_MANAGE = "keys.manage"
     SHARES_MANAGE = "shares.manage"
+    PLATFORM_MANAGE = "platform.manage"  # provision the Azure control plane (POST /api/controlplane)
 
 
 _TEAM_SCOPED = {Permission.SERVER_CREATE, Permission.SERVER_UPDATE, Permission.SERVER_DELETE,
@@ -56,9 +59,18 @@ _TEAM_ONLY: dict[Role, set[Permission]] = {Role.DEVELOPER: _TEAM_SCOPED}
 class Share(BaseModel):
     """A grant of `permissions` on one server to a user, role or group."""
 
+    model_config = ConfigDict(extra="forbid")
+
     kind: Literal["user", "role", "group"]
-    value: str
-    permissions: list[Permission]
+    value: str = Field(min_length=1, max_length=200)
+    permissions: list[Permission] = Field(min_length=1, max_length=len(Permission))
+
+
+class ForbiddenError(MCPaaSError):
+    """An authenticated caller is not allowed the action (403); `detail` gives the reason."""
+
+    status = 403
+    title = "Forbidden"
 
 
 @dataclass(frozen=True)

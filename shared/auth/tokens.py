@@ -11,7 +11,10 @@ RFC 8725 (JWT best current practices).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,7 +24,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.auth.principal import Principal, Role
+from shared.auth.principal import SCOPES_CLAIM, Principal, Role, parse_scopes
 from shared.errors import MCPaaSError
 
 ALGORITHMS = ["RS256"]
@@ -92,7 +95,7 @@ class TokenValidator:
         return Principal(subject=str(subject), name=str(claims.get("preferred_username") or claims.get("name") or ""),
                          kind="service" if claims.get("idtyp") == "app" else "user",
                          roles=_roles(claims.get("roles", [])), groups=frozenset(claims.get("groups", [])),
-                         tenant=tenant)
+                         tenant=tenant, scopes=parse_scopes(claims.get(SCOPES_CLAIM)))
 
 
 def entra_validator(jwks_url: str, *, issuers: Iterable[str], audiences: Iterable[str],
@@ -126,23 +129,38 @@ class LocalIssuer:
     def __init__(self, key_path: Path) -> None:
         self.key_path = Path(key_path)
         if not self.key_path.exists():
-            self.key_path.parent.mkdir(parents=True, exist_ok=True)
-            pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            self.key_path.touch(mode=0o600)
-            self.key_path.write_bytes(pem)
+            self._create_key()
         self._private = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
         public_der = self._private.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.kid = hashlib.sha256(public_der).hexdigest()[:16]
 
+    def _create_key(self) -> None:
+        # The control plane, the gateway and `mcpaas up` may all start at once: write a
+        # private temp file, then link it into place, which fails if another won the race.
+        self.key_path.parent.mkdir(parents=True, exist_ok=True)
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        temp = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(pem)
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, self.key_path)
+        finally:
+            temp.unlink(missing_ok=True)
+
     def mint(self, user: str, roles: Iterable[Role], *, lifetime_s: int = 8 * 3600,
-             groups: Iterable[str] = ()) -> str:
-        """A signed access token for local user `user` with `roles`, valid `lifetime_s` seconds."""
+             groups: Iterable[str] = (), scopes: dict[str, list[str]] | None = None) -> str:
+        """A signed access token for local user `user` with `roles`, valid `lifetime_s` seconds;
+        `scopes` binds the user to scope values (claim `mcpaas_scopes`, FR-019)."""
         now = int(time.time())
         claims = {"iss": LOCAL_ISSUER, "aud": LOCAL_AUDIENCE, "sub": user, "preferred_username": user,
                   "roles": sorted(Role(role).value for role in roles), "groups": list(groups),
                   "iat": now, "nbf": now, "exp": now + lifetime_s}
+        if scopes:
+            claims[SCOPES_CLAIM] = {param: list(values) for param, values in scopes.items()}
         return jwt.encode(claims, self._private, algorithm="RS256", headers={"kid": self.kid})
 
     def validator(self) -> TokenValidator:

@@ -108,6 +108,25 @@ def _errors(container: str, doc_id: str) -> Iterator[None]:
         raise NotFoundError(f"{container} '{doc_id}' not found") from None
 
 
+def _open_containers(client: CosmosClient, database: str) -> dict[str, Any]:
+    """Container clients for every port container, creating the database and containers
+    when missing. The SDK's create-if-not-exists is read-then-create, so a process starting
+    at the same moment (devhost and gateway, or two replicas) can win the create: its 409
+    means "exists", not failure."""
+    try:
+        db = client.create_database_if_not_exists(database)
+    except exceptions.CosmosResourceExistsError:
+        db = client.get_database_client(database)
+    containers = {}
+    for name, field in CONTAINERS.items():
+        try:
+            containers[name] = db.create_container_if_not_exists(
+                name, partition_key=PartitionKey(path=f"/{field}"))
+        except exceptions.CosmosResourceExistsError:
+            containers[name] = db.get_container_client(name)
+    return containers
+
+
 class CosmosDocumentStore:
     """`DocumentStore` on Azure Cosmos DB (sync SDK client; safe to share across threads).
 
@@ -139,10 +158,7 @@ class CosmosDocumentStore:
         self.page_size = page_size
         client = CosmosClient(endpoint, credential=key if key is not None else credential,
                               connection_verify=verify_tls)
-        db = client.create_database_if_not_exists(database)
-        self._containers = {
-            name: db.create_container_if_not_exists(name, partition_key=PartitionKey(path=f"/{field}"))
-            for name, field in CONTAINERS.items()}
+        self._containers = _open_containers(client, database)
 
     def _container(self, name: str) -> Any:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -54,3 +55,24 @@ def test_ids_cosmos_cannot_address_are_rejected_before_writing(cosmos_emulator):
         with pytest.raises(ValueError, match="must not contain"):
             store.create("servers", {"id": bad})
     assert store.query("servers") == []
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(cosmos_emulator):
+    database = f"race-{uuid.uuid4().hex[:8]}"
+    opened, errors = [], []
+
+    def open_one() -> None:
+        try:
+            opened.append(CosmosDocumentStore(cosmos_emulator.endpoint, database,
+                                              key=cosmos_emulator.key, verify_tls=False))
+        except Exception as error:  # noqa: BLE001  (asserted below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(opened) == 6
+    opened[0].create("servers", {"id": "a"})
+    assert [d["id"] for d in opened[5].query("servers")] == ["a"]

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.helpers import register_store
+from shared.auth.principal import Role
+from shared.auth.tokens import LocalIssuer
+from tests.e2e.helpers import register_auth, register_store
 from tests.emulators import cosmos_emulator  # noqa: F401  (session fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +53,21 @@ class Platform:
     gateway_port: int
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     store_env: dict[str, str] = field(default_factory=dict)  # MCPAAS_STORE and its adapter's settings
+    auth_env: dict[str, str] = field(default_factory=dict)  # e.g. MCPAAS_AUTH_MODE for a protocol rig
+
+    @property
+    def issuer(self) -> LocalIssuer:
+        """The platform's local issuer (its signing key in the data dir, created on first use)."""
+        return LocalIssuer(self.data_dir / "auth" / "signing-key.pem")
+
+    def token(self, user: str = "e2e-admin", *roles: Role, groups: tuple[str, ...] = ()) -> str:
+        """A local access token for `user` with `roles` (default Admin)."""
+        return self.issuer.mint(user, roles or (Role.ADMIN,), groups=groups)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization` headers of an Admin, for REST and MCP calls."""
+        return {"Authorization": f"Bearer {self.token()}"}
 
     @property
     def api(self) -> str:
@@ -63,7 +80,8 @@ class Platform:
     def env(self) -> dict[str, str]:
         env = {**os.environ, "MCPAAS_DATA_DIR": str(self.data_dir), "MCPAAS_API_PORT": str(self.api_port),
                "MCPAAS_GATEWAY_PORT": str(self.gateway_port), "MCPAAS_API_URL": self.api,
-               "MCPAAS_GATEWAY_URL": self.gateway, **self.store_env}
+               "MCPAAS_GATEWAY_URL": self.gateway, "MCPAAS_AUTH_MODE": "local", **self.store_env,
+               **self.auth_env}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
@@ -120,6 +138,9 @@ def platform(request, tmp_path, store_backend):
         running.store_env = emulator.env(f"e2e-{uuid.uuid4().hex[:12]}")
     running.data_dir.mkdir()
     register_store(running.data_dir, running.store_env)
+    headers = running.headers  # creates the signing key before either process races to
+    register_auth(running.api, headers)
+    register_auth(running.gateway, headers)
     try:
         running.start("gateway")
         running.start("devhost")

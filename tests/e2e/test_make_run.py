@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -10,6 +11,7 @@ import time
 import httpx
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 from tests.e2e.conftest import REPO, free_port
 
@@ -39,7 +41,10 @@ async def test_make_run_serves_the_echo_server(tmp_path):
         output = read_until(process, "MCPaaS is up", timeout=120)
         endpoint = f"http://127.0.0.1:{gateway_port}/servers/echo/mcp"
         assert endpoint in output and '"type": "http"' in output and "from mcp import Client" in output
-        async with Client(endpoint) as client:
+        # the printed client config carries a usable token: call the server the way it says
+        token = re.search(r'"Authorization": "Bearer ([^"]+)"', output).group(1)
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with Client(streamable_http_client(endpoint, http_client=http)) as client:
             result = await client.call_tool("echo", {"message": "hello from make run"})
             assert result.content[0].text == "hello from make run"
     finally:

@@ -7,10 +7,9 @@ import subprocess
 import sys
 import time
 
-import httpx
 
 from tests.e2e.conftest import REPO
-from tests.e2e.helpers import stored, wait_status
+from tests.e2e.helpers import authed, stored, wait_status
 
 QUEUE = "/runtime/queues/deploy-requests"
 ECHO = {"name": "echo", "kind": "package", "description": "queued",
@@ -21,7 +20,7 @@ def enqueue(api: str, body: bytes | str, message_id: str | None = None) -> None:
     headers = {"Content-Type": "application/json"}
     if message_id:
         headers["BrokerProperties"] = json.dumps({"MessageId": message_id})
-    response = httpx.post(f"{api}{QUEUE}/messages", content=body, headers=headers, timeout=10)
+    response = authed.post(f"{api}{QUEUE}/messages", content=body, headers=headers, timeout=10)
     assert response.status_code == 201, response.text
 
 
@@ -32,7 +31,7 @@ def request(spec: dict, key: str) -> str:
 def dead_letters(api: str, count: int, timeout: float = 30.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
-        items = httpx.get(f"{api}{QUEUE}/deadletter", timeout=10).json()["items"]
+        items = authed.get(f"{api}{QUEUE}/deadletter", timeout=10).json()["items"]
         if len(items) >= count or time.monotonic() > deadline:
             return items
         time.sleep(0.1)
@@ -59,12 +58,12 @@ def test_duplicate_idempotency_key_does_nothing(platform):
     enqueue(platform.api, request({**ECHO, "description": "changed"}, "key-1"), message_id="again")
     enqueue(platform.api, request({**ECHO, "name": "sentinel"}, "key-2"))
     wait_status(platform.api, "sentinel", {"Running"}, timeout=60)
-    echo = httpx.get(f"{platform.api}/api/servers/echo", timeout=10).json()
+    echo = authed.get(f"{platform.api}/api/servers/echo", timeout=10).json()
     assert (echo["latest_revision"], echo["spec"]["description"]) == (1, "queued")
     assert [r["server"] for r in stored(platform.data_dir, "revisions")].count("echo") == 1
     audit = [e for e in stored(platform.data_dir, "audit") if e["entity"] == "echo"]
     assert {e["actor"] for e in audit} == {"alice"}
-    assert httpx.get(f"{platform.api}{QUEUE}/deadletter", timeout=10).json()["items"] == []
+    assert authed.get(f"{platform.api}{QUEUE}/deadletter", timeout=10).json()["items"] == []
 
 
 def test_malformed_and_invalid_requests_are_dead_lettered_with_the_reason(platform):
@@ -78,5 +77,5 @@ def test_malformed_and_invalid_requests_are_dead_lettered_with_the_reason(platfo
     assert "spec.name" in items["invalid"]["last_error"]
     assert "requested_by: Field required" in items["incomplete"]["last_error"]
     assert "idempotency_key: Field required" in items["incomplete"]["last_error"]
-    assert httpx.get(f"{platform.api}/api/servers", timeout=10).json()["items"] == []
+    assert authed.get(f"{platform.api}/api/servers", timeout=10).json()["items"] == []
     assert stored(platform.data_dir, "idempotency_keys") == []

@@ -7,16 +7,24 @@ server-side apply (PATCH `application/apply-patch+yaml` with `fieldManager`), ge
 step per read: observe the new generation and create its pods, then make them ready.
 Two faults can be injected by image: `bad_images` (pods stuck in ImagePullBackOff with
 a Warning event) and `stalled_images` (pods never ready, then ProgressDeadlineExceeded).
+
+For diagnostics it also keeps what a cluster reports about a rollout: a ReplicaSet per
+generation (`{name}-g{generation}`, pods `{replicaset}-{index}`), core/v1 Events
+(ScalingReplicaSet, Scheduled, Started, Failed, ...) with increasing times, pod logs
+(`GET .../pods/{name}/log` with `tailLines`, `sinceSeconds`, `timestamps`), an HPA
+rescale (`scale`) and readiness loss (`unready` deployment names).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +32,7 @@ import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from tests.e2e.conftest import free_port
@@ -61,12 +69,55 @@ class FakeKube:
     applies: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, name, fieldManager)
     bad_images: set[str] = field(default_factory=set)
     stalled_images: set[str] = field(default_factory=set)
+    unready: set[str] = field(default_factory=set)  # deployment names whose pods fail readiness
+    logs: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)  # pod → (time, line)
     _versions: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _events: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, plural: str, namespace: str, name: str) -> Obj | None:
         """The stored object or None (no controller step)."""
         return self.objects.get((plural, namespace, name))
+
+    def pods(self, namespace: str, deployment: str) -> list[str]:
+        """Names of the pods a Deployment owns now."""
+        return sorted(k[2] for k, o in self.objects.items()
+                      if k[0] == "pods" and k[1] == namespace and _owned(o, {"app.kubernetes.io/instance": deployment}))
+
+    def event(self, namespace: str, kind: str, name: str, reason: str, message: str,
+              type_: str = "Normal") -> None:
+        """Record a core/v1 Event about `kind/name`; each one is a second later than the last."""
+        number = next(self._events)
+        stamp = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=number)
+        key = f"{name}.{number:06d}"
+        self.objects[("events", namespace, key)] = {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": key, "namespace": namespace},
+            "type": type_, "reason": reason, "message": message, "count": 1,
+            "lastTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "involvedObject": {"kind": kind, "name": name, "namespace": namespace}}
+
+    def log(self, pod: str, text: str, at: datetime | None = None) -> None:
+        """Append a line to a pod's log (`at` defaults to now)."""
+        self.logs.setdefault(pod, []).append((at or datetime.now(timezone.utc), text))
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        """The HPA rescales Deployment `name` to `replicas`: its events, pods and counts follow."""
+        with self._lock:
+            deployment = self.objects[("deployments", namespace, name)]
+            rs = f"{name}-g{deployment['metadata']['generation']}"
+            old = deployment["spec"].get("replicas", 1)
+            deployment["spec"]["replicas"] = replicas
+            image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            for index in range(old, replicas):
+                self._create_pod(deployment, f"{rs}-{index}", image)
+            for index in range(replicas, old):
+                self.objects.pop(("pods", namespace, f"{rs}-{index}"), None)
+            direction = "above" if replicas > old else "below"
+            self.event(namespace, "HorizontalPodAutoscaler", name, "SuccessfulRescale",
+                       f"New size: {replicas}; reason: cpu resource utilization (percentage of request) "
+                       f"{direction} target")
+            self.event(namespace, "Deployment", name, "ScalingReplicaSet",
+                       f"Scaled {'up' if replicas > old else 'down'} replica set {rs} to {replicas}")
 
     # ---- API verbs ---------------------------------------------------------------
     def apply(self, plural: str, namespace: str, name: str, body: Obj, manager: str) -> tuple[Obj, int]:
@@ -107,7 +158,9 @@ class FakeKube:
             obj = self.objects.pop((plural, namespace, name), None)
             if obj is not None and plural == "deployments":
                 instance = obj["spec"]["selector"]["matchLabels"]
-                for key in [k for k, o in self.objects.items() if k[0] == "pods" and _owned(o, instance)]:
+                # garbage collection: the Deployment's ReplicaSets and pods go with it
+                for key in [k for k, o in self.objects.items()
+                            if k[0] in ("pods", "replicasets") and _owned(o, instance)]:
                     del self.objects[key]
             return obj
 
@@ -118,11 +171,18 @@ class FakeKube:
         namespace, generation = meta["namespace"], meta["generation"]
         image = spec["template"]["spec"]["containers"][0]["image"]
         desired = spec.get("replicas", 1)
+        rs = f"{meta['name']}-g{generation}"
         if status.get("observedGeneration") != generation:
             status.update(observedGeneration=generation, updatedReplicas=0,
                           conditions=[_condition("True", "ReplicaSetUpdated", "rolling out")])
+            self.objects[("replicasets", namespace, rs)] = {
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs, "namespace": namespace,
+                             "labels": dict(spec["template"]["metadata"].get("labels", {}))}}
+            self.event(namespace, "Deployment", meta["name"], "ScalingReplicaSet",
+                       f"Scaled up replica set {rs} to {desired}")
             for index in range(desired):
-                self._create_pod(deployment, f"{meta['name']}-g{generation}-{index}", image)
+                self._create_pod(deployment, f"{rs}-{index}", image)
             return
         selector = spec["selector"]["matchLabels"]
         if image in self.bad_images or image in self.stalled_images:
@@ -132,24 +192,32 @@ class FakeKube:
             return
         for key in [k for k, o in self.objects.items()
                     if k[0] == "pods" and k[1] == namespace and _owned(o, selector)
-                    and not o["metadata"]["name"].startswith(f"{meta['name']}-g{generation}-")]:
+                    and not o["metadata"]["name"].startswith(f"{rs}-")]:
             del self.objects[key]  # surge done: the old ReplicaSet scales down
-        status.update(replicas=desired, updatedReplicas=desired, readyReplicas=desired,
-                      availableReplicas=desired,
+            self.event(namespace, "Deployment", meta["name"], "ScalingReplicaSet",
+                       f"Scaled down replica set {key[2].rsplit('-', 1)[0]} to 0")
+        ready = 0 if meta["name"] in self.unready else desired
+        for key in [k for k, o in self.objects.items() if k[0] == "pods" and _owned(o, selector)]:
+            for container in self.objects[key]["status"]["containerStatuses"]:
+                container["ready"] = bool(ready)
+        status.update(replicas=desired, updatedReplicas=desired, readyReplicas=ready,
+                      availableReplicas=ready,
                       conditions=[_condition("True", "NewReplicaSetAvailable", "rollout complete")])
 
     def _create_pod(self, deployment: Obj, name: str, image: str) -> None:
         namespace = deployment["metadata"]["namespace"]
         labels = dict(deployment["spec"]["template"]["metadata"].get("labels", {}))
         state: Obj = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+        self.event(namespace, "Pod", name, "Scheduled", f"Successfully assigned {namespace}/{name} to aks-node-0")
         if image in self.bad_images:
             state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
-            self.objects[("events", namespace, f"{name}.failed")] = {
-                "metadata": {"name": f"{name}.failed", "namespace": namespace}, "type": "Warning",
-                "reason": "Failed", "involvedObject": {"kind": "Pod", "name": name, "namespace": namespace},
-                "message": f'Failed to pull image "{image}": {image}: not found'}
+            self.event(namespace, "Pod", name, "Failed", f'Failed to pull image "{image}": {image}: not found',
+                       "Warning")
         elif image in self.stalled_images:
             state = {"waiting": {"reason": "ContainerCreating"}}
+        else:
+            self.event(namespace, "Pod", name, "Started", "Started container server")
+            self.log(name, f"{image} serving MCP")
         self.objects[("pods", namespace, name)] = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": labels},
@@ -184,8 +252,30 @@ def create_app(kube: FakeKube) -> Starlette:
         routes += [Route(f"{prefix}/namespaces/{{namespace}}/{{plural}}/{{name}}", handle,
                          methods=["GET", "PATCH", "DELETE"]),
                    Route(f"{prefix}/namespaces/{{namespace}}/{{plural}}", handle, methods=["GET"])]
-    routes += [Route("/api/{version}/{plural}/{name}", handle, methods=["GET", "PATCH", "DELETE"])]
-    return Starlette(routes=routes)
+    routes += [Route("/api/{version}/{plural}/{name}", handle, methods=["GET", "PATCH", "DELETE"]),
+               Route("/api/v1/namespaces/{namespace}/pods/{name}/log", functools.partial(_pod_log, kube))]
+    # the log route must win over the generic `{plural}/{name}` ones
+    return Starlette(routes=routes[-1:] + routes[:-1])
+
+
+async def _pod_log(kube: FakeKube, request: Request) -> PlainTextResponse | JSONResponse:
+    """`GET .../pods/{name}/log`: `tailLines`, `sinceSeconds` and `timestamps` as the API server does."""
+    if request.headers.get("authorization") != f"Bearer {TOKEN}":
+        return _status(401, "Unauthorized", "Unauthorized")
+    namespace, name = request.path_params["namespace"], request.path_params["name"]
+    if kube.get("pods", namespace, name) is None:
+        return _status(404, "NotFound", f'pods "{name}" not found')
+    query = request.query_params
+    lines = kube.logs.get(name, [])
+    if "sinceSeconds" in query:
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=int(query["sinceSeconds"]))
+        lines = [line for line in lines if line[0] >= cutoff]
+    if "tailLines" in query:
+        lines = lines[-int(query["tailLines"]):] if int(query["tailLines"]) else []
+    stamped = query.get("timestamps") == "true"
+    text = "".join(f"{at.strftime('%Y-%m-%dT%H:%M:%S.%f')}123Z {line}\n" if stamped else f"{line}\n"
+                   for at, line in lines)
+    return PlainTextResponse(text)
 
 
 async def _dispatch(kube: FakeKube, request: Request, plural: str, namespace: str,

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 import function_app
+from shared.auth.principal import Role
+from shared.auth.tokens import LocalIssuer
 from devhost.host import create_app
 from shared.settings import get_settings
 from tests.integration.arm.conftest import SPEC
@@ -28,7 +30,9 @@ def control_plane(fake_arm, monkeypatch):
     monkeypatch.setenv("MCPAAS_API_PORT", str(port))  # the durable client binding points here
     get_settings.cache_clear()
     server, thread = serve(create_app(function_app.app, get_settings()), port)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    token = LocalIssuer(get_settings().auth_key_path).mint("ops-admin", [Role.ADMIN])  # provisioning is Admin-only
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
     server.should_exit = True
     thread.join(10)
@@ -82,7 +86,8 @@ def test_cli_provision_reports_the_failed_step_then_resumes(fake_arm, control_pl
 
     path = tmp_path / "controlplane.yaml"
     path.write_text(yaml.safe_dump(SPEC))
-    args = ["--api-url", str(control_plane.base_url).rstrip("/"), "provision", "-f", str(path)]
+    token = control_plane.headers["Authorization"].removeprefix("Bearer ")
+    args = ["--api-url", str(control_plane.base_url).rstrip("/"), "--token", token, "provision", "-f", str(path)]
     fake_arm.broken = {("PUT", "/managedclusters/")}
     failed = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
     assert failed.exit_code == 1

@@ -1,5 +1,11 @@
 """Fixtures: a real gateway on uvicorn (in a thread, on a free 127.0.0.1 port) over a
-SQLite store in a temporary directory."""
+SQLite store in a temporary directory.
+
+The transport and lifecycle tests here are protocol rigs, so `gateway` and
+`make_gateway` run with `MCPAAS_AUTH_MODE=none` (every caller an anonymous Admin)
+unless a test overrides `auth_mode`; authentication, policy, tenancy and rate-limit
+tests (test_auth*.py, test_policy*.py, test_tenancy*.py, test_ratelimit*.py) start
+theirs in `local` mode with minted tokens (`tests.integration.gateway.authn`)."""
 
 from __future__ import annotations
 
@@ -10,11 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from shared.auth.principal import AuthMode
 from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
 from gateway.app import create_app
 from tests.integration.gateway.helpers import GatewayUnderTest, ThreadedServer
+
+# authentication off: these fixtures serve protocol rigs only (see the module docstring)
+PROTOCOL_RIG_AUTH = AuthMode.NONE
 
 
 @pytest.fixture
@@ -24,7 +34,7 @@ def store(tmp_path: Path) -> SQLiteDocumentStore:
 
 @pytest.fixture
 def gateway(tmp_path: Path, store: SQLiteDocumentStore) -> Iterator[GatewayUnderTest]:
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", auth_mode=PROTOCOL_RIG_AUTH)
     app = create_app(settings, store)
     with ThreadedServer(app) as server:
         yield GatewayUnderTest(server.url, store, settings, app)
@@ -37,7 +47,8 @@ def make_gateway(tmp_path: Path,
     one started is stopped (children included) at teardown."""
     with ExitStack() as stack:
         def start(**overrides: Any) -> GatewayUnderTest:
-            settings = Settings(**{"data_dir": tmp_path / "data", **overrides})
+            settings = Settings(**{"data_dir": tmp_path / "data", "auth_mode": PROTOCOL_RIG_AUTH,
+                                   **overrides})
             app = create_app(settings, store)
             server = stack.enter_context(ThreadedServer(app))
             return GatewayUnderTest(server.url, store, settings, app)

@@ -13,6 +13,7 @@ from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
 from gateway.app import create_app
+from tests.integration.gateway.conftest import PROTOCOL_RIG_AUTH
 from tests.integration.gateway.helpers import (BOTH, GatewayUnderTest, ThreadedServer, alive,
                                                echo_spec, open_session, put_server, script_spec,
                                                session_headers, status, wait_gone)
@@ -109,7 +110,7 @@ async def test_unrelated_notifications_go_to_the_get_stream(chatty: str) -> None
 async def test_shutdown_ends_every_child(tmp_path: Path) -> None:
     store = SQLiteDocumentStore(tmp_path / "store.sqlite")
     put_server(store, echo_spec())
-    app = create_app(Settings(data_dir=tmp_path / "data"), store)
+    app = create_app(Settings(data_dir=tmp_path / "data", auth_mode=PROTOCOL_RIG_AUTH), store)
     server = ThreadedServer(app)
     with server:
         async with httpx.AsyncClient() as http:

@@ -11,11 +11,14 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+from shared.auth.principal import Role
+from shared.auth.tokens import LocalIssuer
 from shared.models import PackageSource, Server, ServerSpec
 from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
 import triggers.http_api as http_api
+import triggers.security as security
 from gateway.logs import append_line, log_path, read_log
 
 
@@ -40,12 +43,15 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     store.create("servers", Server(name="echo", spec=spec).model_dump(mode="json") | {"id": "echo"})
     monkeypatch.setattr(http_api, "get_store", lambda: store)
     monkeypatch.setattr(http_api, "get_settings", lambda: settings)
+    monkeypatch.setattr(security, "get_store", lambda: store)  # the route authenticates (local mode)
+    monkeypatch.setattr(security, "get_settings", lambda: settings)
     return settings
 
 
 async def _call(name: str, params: dict[str, str]) -> func.HttpResponse:
-    request = func.HttpRequest("GET", f"/api/servers/{name}/logs", params=params,
-                               route_params={"name": name}, body=b"")
+    token = LocalIssuer(security.get_settings().auth_key_path).mint("reader", [Role.READER])
+    request = func.HttpRequest("GET", f"/api/servers/{name}/logs", params=params, route_params={"name": name},
+                               headers={"Authorization": f"Bearer {token}"}, body=b"")
     return await http_api.server_logs._function.get_user_function()(request)
 
 

@@ -1,0 +1,191 @@
+"""Benchmark: latency that authentication + authorization + rate limit + audit add to a
+gateway `tools/call` (issue 4, "Measure"; target under 1 ms p50).
+
+Two gateways run in this process over one SQLite store, each on uvicorn in a thread,
+serving the repo's echo server:
+- `guarded`: the real `gateway.guard` in `local` auth mode (RS256 token validation,
+  access and tool policy, per-identity/server/tool rate limits in memory, invocation
+  audit), with an access policy and a tool policy on the server;
+- `bare`: the same app with the guard replaced by a pass-through.
+The calls alternate between the two (one MCP session each, JSON answer mode), so both
+see the same machine load. Reported: p50/p99 of the round trips of each, their
+difference, and the guard's own time measured inside the guarded gateway (its time in
+`dispatch` minus the time of the request handler, plus authentication).
+Usage: `python bench/auth_overhead.py [--calls 2000]`. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.auth.authenticator import ANONYMOUS_ADMIN  # noqa: E402
+from shared.auth.principal import AuthMode, Role  # noqa: E402
+from shared.auth.tokens import LocalIssuer  # noqa: E402
+from shared.models import AccessPolicy, PackageSource, Server, ServerSpec  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+from shared.store import SQLiteDocumentStore  # noqa: E402
+
+from gateway.app import create_app  # noqa: E402
+from gateway.guard import Guard  # noqa: E402
+from gateway.policy import bind_caller  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+HEADERS = {"accept": "application/json", "content-type": "application/json"}
+
+
+class _TimedGuard:
+    """Wraps the real guard; records its own seconds per request (handler excluded)."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard, self.samples = guard, []
+        self.auth = self
+        self._auth = guard.auth
+
+    async def authenticate(self, request: Any, name: str) -> Any:
+        started = time.perf_counter()
+        principal = await self._auth.authenticate(request, name)
+        request.state.auth_s = time.perf_counter() - started
+        return principal
+
+    async def dispatch(self, request: Any, server: Server, handler: Any) -> Any:
+        handled = 0.0
+
+        async def timed(bound: Server) -> Any:
+            nonlocal handled
+            started = time.perf_counter()
+            try:
+                return await handler(bound)
+            finally:
+                handled = time.perf_counter() - started
+
+        started = time.perf_counter()
+        response = await self.guard.dispatch(request, server, timed)
+        self.samples.append(time.perf_counter() - started - handled + request.state.auth_s)
+        return response
+
+    def start(self) -> None:
+        self.guard.start()
+
+    async def stop(self) -> None:
+        await self.guard.stop()
+
+
+class _NoGuard:
+    """Pass-through: every caller is anonymous, nothing checked, limited or recorded."""
+
+    def __init__(self) -> None:
+        self.auth = self
+
+    async def authenticate(self, request: Any, name: str) -> Any:
+        return ANONYMOUS_ADMIN
+
+    async def dispatch(self, request: Any, server: Server, handler: Any) -> Any:
+        with bind_caller(ANONYMOUS_ADMIN, server.spec):  # sessions still need an owner
+            return await handler(server)
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def _serve(app: Any) -> tuple[str, uvicorn.Server]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", server
+
+
+async def _session(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, str]:
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "bench", "version": "0"}}}
+    reply = await http.post(url, json=init, headers={**HEADERS, **headers})
+    reply.raise_for_status()
+    session = {**HEADERS, **headers, "mcp-session-id": reply.headers["mcp-session-id"],
+               "mcp-protocol-version": "2025-11-25"}
+    await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    return session
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def _run(calls: int, data: Path) -> None:
+    store = SQLiteDocumentStore(data / "store.sqlite")
+    spec = ServerSpec(name="echo", kind="package", package=PackageSource(
+        command=sys.executable, args=["-m", "catalog.echo.server"], env={"PYTHONPATH": str(REPO)}),
+        access=AccessPolicy(roles=[Role.READER], tools={"add": [Role.ADMIN]}))
+    store.upsert("servers", {"id": "echo", **Server(name="echo", spec=spec, status="Running").model_dump(mode="json")})
+    settings = Settings(data_dir=data, auth_mode=AuthMode.LOCAL, gateway_rate_limit_identity="1000000/minute",
+                        gateway_rate_limit_server="1000000/minute", gateway_rate_limit_tool="1000000/minute")
+    guarded_app, bare_app = create_app(settings, store), create_app(settings, store)
+    timed = _TimedGuard(guarded_app.state.gateway.guard)
+    guarded_app.state.gateway.guard = timed
+    bare_app.state.gateway.guard = _NoGuard()
+    (guarded_url, guarded), (bare_url, bare) = _serve(guarded_app), _serve(bare_app)
+    token = LocalIssuer(settings.auth_key_path).mint("bench", [Role.READER])
+    rounds: dict[str, list[float]] = {"guarded": [], "bare": []}
+    try:
+        # TCP_NODELAY: httpx writes headers and body separately; without it Nagle plus the
+        # peer's delayed ACK adds ~40 ms to random requests and drowns the figures.
+        nodelay = httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        async with httpx.AsyncClient(timeout=30, transport=nodelay) as http:
+            targets = {"guarded": (f"{guarded_url}/servers/echo/mcp",
+                                   await _session(http, f"{guarded_url}/servers/echo/mcp",
+                                                  {"authorization": f"Bearer {token}"})),
+                       "bare": (f"{bare_url}/servers/echo/mcp",
+                                await _session(http, f"{bare_url}/servers/echo/mcp", {}))}
+            for i in range(1, calls + 1):
+                for name, (url, headers) in targets.items():
+                    call = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                            "params": {"name": "echo", "arguments": {"message": "x"}}}
+                    started = time.perf_counter()
+                    reply = await http.post(url, json=call, headers=headers)
+                    rounds[name].append(time.perf_counter() - started)
+                    assert reply.status_code == 200 and "result" in reply.json(), reply.text
+        await asyncio.sleep(0.5)  # let the audit writer catch up before counting
+    finally:
+        guarded.should_exit = bare.should_exit = True
+        await asyncio.sleep(1.0)
+    guard = timed.samples[-calls:]
+    print(f"tools/call round trips, {calls} each, alternating (ms):")
+    for name, values in rounds.items():
+        print(f"  {name:8s} p50 {_ms(values, 0.5):7.3f}  p99 {_ms(values, 0.99):7.3f}")
+    print(f"  added    p50 {_ms(rounds['guarded'], 0.5) - _ms(rounds['bare'], 0.5):7.3f}  "
+          f"p99 {_ms(rounds['guarded'], 0.99) - _ms(rounds['bare'], 0.99):7.3f}")
+    print(f"guard's own time inside the gateway (ms): p50 {_ms(guard, 0.5):.3f}  p99 {_ms(guard, 0.99):.3f}  "
+          f"mean {statistics.fmean(guard) * 1000:.3f}")
+    print(f"invocations recorded: {len(store.query('invocations'))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data:
+        asyncio.run(_run(args.calls, Path(data)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Who may use a server and which of its tools (issue 4, item 3; FR-006, FR-018).
+
+Decisions read the server's `spec.access` (`shared.models.AccessPolicy`) and the
+caller's `Principal`. Authorization comes before listing (the agentgateway model): a
+session remembers its caller's tool predicate, and `GuardedSession` removes every tool
+the caller may not call from the `tools/list` results the child sends back, so callers
+never learn of tools they cannot use; the gateway refuses calls to them before they
+reach the child (`gateway.guard`).
+
+Sessions are bound to the principal that opened them (`GuardedSession.owner`): the
+caller is passed from the request to `SessionRegistry.create` through `CALLER`, a
+context variable the gateway sets for exactly one request (`bind_caller`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from shared.auth.principal import Principal, Role
+from shared.auth.rbac import Decision
+from shared.models import AccessPolicy, ServerSpec
+
+from gateway.events import EventStore
+from gateway.jsonrpc import Message, id_key, is_response
+from gateway.sessions import Session
+
+# Tool-name key of `AccessPolicy.tools` that applies to every tool not named itself.
+ANY_TOOL = "*"
+ToolPredicate = Callable[[str], bool]
+
+
+def may_use(principal: Principal, spec: ServerSpec) -> Decision:
+    """Whether `principal` may use the server at all (any MCP request). Never raises."""
+    if principal.servers is not None and spec.name not in principal.servers:
+        return Decision(False, f"credential is not scoped to server '{spec.name}'")
+    access = spec.access
+    if access is None or not (access.roles or access.users or access.groups):
+        return Decision(True, "server is open to every authenticated caller")
+    # Admins (and the control plane's deploy probe, an Admin service principal) reach
+    # every server; the tool policy below still applies to them.
+    if Role.ADMIN in principal.roles:
+        return Decision(True, "Admin may use every server")
+    if principal.roles & set(access.roles):
+        return Decision(True, "caller holds an allowed role")
+    if principal.subject in access.users or (principal.name and principal.name in access.users):
+        return Decision(True, "caller is an allowed user")
+    if principal.groups & set(access.groups):
+        return Decision(True, "caller is in an allowed group")
+    return Decision(False, f"no allowed role, user or group grants server '{spec.name}'")
+
+
+def tool_allowed(principal: Principal, access: AccessPolicy | None, tool: str) -> bool:
+    """Whether `principal` may call (and see) `tool`: the roles of its `tools` entry,
+    else of the ``*`` entry; a tool matching neither is open."""
+    if access is None or not access.tools:
+        return True
+    roles = access.tools.get(tool, access.tools.get(ANY_TOOL))
+    return roles is None or bool(principal.roles & set(roles))
+
+
+def tool_predicate(principal: Principal, spec: ServerSpec) -> ToolPredicate:
+    """`tool_allowed` for one caller and server, as a one-argument predicate."""
+    access = spec.access
+    return lambda tool: tool_allowed(principal, access, tool)
+
+
+def filter_tools(reply: Message, allowed: ToolPredicate) -> Message:
+    """A `tools/list` response with only the allowed tools (other replies unchanged)."""
+    result = reply.get("result")
+    if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+        return reply
+    tools = [tool for tool in result["tools"]
+             if isinstance(tool, dict) and allowed(str(tool.get("name", "")))]
+    return {**reply, "result": {**result, "tools": tools}}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller of the current request: the session owner's subject and its tools."""
+
+    owner: str
+    allows: ToolPredicate
+
+
+CALLER: ContextVar[Caller | None] = ContextVar("mcpaas_caller", default=None)
+
+
+@contextmanager
+def bind_caller(principal: Principal, spec: ServerSpec) -> Iterator[None]:
+    """Make `principal` the caller of sessions opened inside the block."""
+    token = CALLER.set(Caller(principal.subject, tool_predicate(principal, spec)))
+    try:
+        yield
+    finally:
+        CALLER.reset(token)
+
+
+class GuardedSession(Session):
+    """A session bound to its opener, whose `tools/list` results are filtered.
+
+    `owner` is None when the session was opened outside a request (then nobody may use
+    it: fail closed); `allows` decides which tools the owner sees.
+    """
+
+    def __init__(self, server: str, events: EventStore, on_end: Any) -> None:
+        super().__init__(server, events, on_end)
+        caller = CALLER.get()
+        self.owner: str | None = caller.owner if caller else None
+        self.allows: ToolPredicate = caller.allows if caller else (lambda tool: False)
+        self._listing: set[str] = set()
+
+    def owned_by(self, principal: Principal) -> bool:
+        """True when `principal` opened this session."""
+        return self.owner is not None and self.owner == principal.subject
+
+    def begin(self, request: Message, streaming: bool) -> Any:
+        """As `Session.begin`, remembering `tools/list` ids whose answers to filter."""
+        waiter = super().begin(request, streaming)
+        if request.get("method") == "tools/list":
+            self._listing.add(id_key(request["id"]))
+        return waiter
+
+    async def route(self, message: Message) -> None:
+        """As `Session.route`; `tools/list` results lose the tools the owner may not call."""
+        if is_response(message) and self._listing:
+            key = id_key(message.get("id"))
+            if key in self._listing:
+                self._listing.discard(key)
+                message = filter_tools(message, self.allows)
+        await super().route(message)
