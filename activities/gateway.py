@@ -9,6 +9,7 @@ context of the activity, so the gateway and the server's child join the deploy's
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -24,6 +25,7 @@ from shared.settings import get_settings
 from shared.telemetry import inject_headers
 
 bp = df.Blueprint()
+log = logging.getLogger("mcpaas.activities.gateway")
 
 PROBE_TIMEOUT_S = 30.0
 
@@ -55,6 +57,7 @@ async def probe_server(job: dict[str, Any]) -> dict[str, Any]:
     """
     op = OperationJob.model_validate(job)
     url = endpoint_of(op.name)
+    log.info("probing %s with an MCP initialize through the gateway", url)
     try:
         with anyio.fail_after(PROBE_TIMEOUT_S):
             async with create_mcp_http_client(headers=_headers()) as http, \

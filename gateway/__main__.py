@@ -8,6 +8,7 @@ import uvicorn
 
 from shared.settings import get_settings
 from shared.store import open_store
+from shared.telemetry import configure_telemetry
 
 from gateway.app import create_app
 
@@ -18,12 +19,12 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 
 def main() -> None:
     """Run the gateway until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_telemetry("mcpaas-gateway", level=logging.INFO)
     settings = get_settings()
     app = create_app(settings, open_store(settings))
+    # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, log_config=None)
 
 
 if __name__ == "__main__":

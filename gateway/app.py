@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,6 +40,7 @@ from shared.errors import MCPaaSError, NotFoundError, UnprocessableError
 from shared.models import Server, ServerKind
 from shared.settings import Settings
 from shared.store.port import DocumentStore
+from shared.telemetry import TraceMiddleware
 
 from gateway.auth import METADATA_PREFIX, metadata_response
 from gateway.guard import Guard, build_guard
@@ -244,6 +246,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={MCPaaSError: _problem_handler})
+                    exception_handlers={MCPaaSError: _problem_handler},
+                    middleware=[Middleware(TraceMiddleware, tracer_name="mcpaas.gateway")])
     app.state.gateway = gateway
     return app

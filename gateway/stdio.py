@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shared.models import PackageSource
+from shared.telemetry import child_trace_env
 
 from gateway.jsonrpc import Message, dumps
 from gateway.logs import LOG_NAME, append_line, copy_stderr
@@ -35,8 +36,10 @@ OnExit = Callable[[int | None, str], Awaitable[None]]
 
 def child_env(package: PackageSource) -> dict[str, str]:
     """Environment of a child: the gateway's, plus `package.env`, plus the gateway's
-    interpreter directory first on PATH so commands installed in its venv resolve."""
-    env = {**os.environ, **package.env}
+    interpreter directory first on PATH so commands installed in its venv resolve, plus
+    the current W3C trace context as `TRACEPARENT`."""
+    # the child joins the trace of the request that started it (TRACEPARENT env carrier)
+    env = {**os.environ, **package.env, **child_trace_env()}
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
     return env

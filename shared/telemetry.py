@@ -93,3 +93,32 @@ def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
 def extract_context(headers: Mapping[str, str]) -> otel_context.Context:
     """The trace context carried by incoming `headers` (case-insensitive keys)."""
     return propagate.extract({key.lower(): value for key, value in headers.items()})
+
+
+class TraceMiddleware:
+    """ASGI middleware: one server span per HTTP request, continuing the caller's trace.
+
+    Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched;
+    the span ends when the response has been sent.
+    """
+
+    def __init__(self, app, tracer_name: str = "mcpaas") -> None:
+        self.app = app
+        self._tracer = trace.get_tracer(tracer_name)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", [])}
+        with self._tracer.start_as_current_span(f"{scope['method']} {scope['path']}",
+                                                context=extract_context(headers),
+                                                kind=trace.SpanKind.SERVER):
+            await self.app(scope, receive, send)
+
+
+def child_trace_env() -> dict[str, str]:
+    """`TRACEPARENT`/`TRACESTATE` of the current span for a child process's environment
+    (the OpenTelemetry environment-variable carrier convention)."""
+    return {key.upper(): value for key, value in inject_headers().items()
+            if key in ("traceparent", "tracestate")}
