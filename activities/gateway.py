@@ -19,10 +19,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from shared.auth.service import service_headers
-from shared.models import OperationJob
+from shared.auth.service import PROBE_SCOPE_VALUE, service_headers
+from shared.models import OperationJob, TenancyModel
 from shared.settings import get_settings
 from shared.telemetry import inject_headers
+
+SCOPE_HEADER = "MCPaaS-Scope"  # gateway.tenancy.SCOPE_HEADER; activities do not import the gateway
 
 bp = df.Blueprint()
 log = logging.getLogger("mcpaas.activities.gateway")
@@ -35,8 +37,25 @@ def endpoint_of(name: str) -> str:
     return f"{get_settings().gateway_url}/servers/{name}/mcp"
 
 
-def _headers() -> dict[str, str]:
-    return inject_headers(service_headers(get_settings()))
+def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return inject_headers({**service_headers(get_settings()), **(extra or {})})
+
+
+def probe_target(op: OperationJob) -> tuple[str, dict[str, str]]:
+    """The URL and extra headers the probe uses for the job's server.
+
+    A server with a `tenancy` is probed in the reserved `PROBE_SCOPE_VALUE` (every
+    scope parameter, via the `MCPaaS-Scope` header), at its tenant endpoint when it
+    is `dedicated`: the service token binds no real project (see `gateway.tenancy`).
+    """
+    tenancy = (op.spec or {}).get("tenancy")
+    if not tenancy:
+        return endpoint_of(op.name), {}
+    scope = ", ".join(f"{param}={PROBE_SCOPE_VALUE}" for param in tenancy["params"])
+    if tenancy.get("model") == TenancyModel.DEDICATED.value:
+        return f"{get_settings().gateway_url}/servers/{op.name}/tenants/{PROBE_SCOPE_VALUE}/mcp", \
+            {SCOPE_HEADER: scope}
+    return endpoint_of(op.name), {SCOPE_HEADER: scope}
 
 
 async def _last_error(client: httpx.AsyncClient, name: str) -> str:
@@ -56,14 +75,14 @@ async def probe_server(job: dict[str, Any]) -> dict[str, Any]:
     no answer within 30 s.
     """
     op = OperationJob.model_validate(job)
-    url = endpoint_of(op.name)
+    url, extra = probe_target(op)
     log.info("probing %s with an MCP initialize through the gateway", url)
     try:
         with anyio.fail_after(PROBE_TIMEOUT_S):
-            async with create_mcp_http_client(headers=_headers()) as http, \
+            async with create_mcp_http_client(headers=_headers(extra)) as http, \
                     Client(streamable_http_client(url, http_client=http)) as client:
                 info = client.server_info
-                return {"endpoint": url, "server_name": info.name if info else "",
+                return {"endpoint": endpoint_of(op.name), "server_name": info.name if info else "",
                         "protocol_version": client.protocol_version}
     except Exception as error:  # any failure to initialize is the deploy's failure reason
         async with httpx.AsyncClient(timeout=5, headers=_headers()) as http:

@@ -27,7 +27,7 @@ def record_revision(job: dict[str, Any]) -> int:
     revision = servers.record_revision(store, name=op.name, number=op.revision, spec=op.spec or {},
                                        actor=op.actor, operation_id=op.operation_id)
     servers.audit(store, operation_id=op.operation_id, actor=op.actor, action=f"server.{op.action}",
-                  entity=op.name, result="accepted", detail=f"revision {op.revision}")
+                  entity=op.name, result="accepted", detail=f"revision {op.revision}", diff=revision.diff)
     return revision.number
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import httpx
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 BIN = Path(sys.executable).parent
 
@@ -46,13 +48,13 @@ def _wait(url: str, timeout: float = 60) -> None:
     raise TimeoutError(url)
 
 
-def deploy_seconds(api: str, name: str) -> float:
+def deploy_seconds(api: str, name: str, headers: dict[str, str]) -> float:
     """Seconds from POST to status Running for one `mcp-server-time` server."""
     spec = {"name": name, "kind": "package", "package": {"command": "mcp-server-time"}}
     start = time.perf_counter()
-    httpx.post(f"{api}/api/servers", json=spec, timeout=30).raise_for_status()
+    httpx.post(f"{api}/api/servers", json=spec, timeout=30, headers=headers).raise_for_status()
     while True:
-        status = httpx.get(f"{api}/api/servers/{name}", timeout=10).json()["status"]
+        status = httpx.get(f"{api}/api/servers/{name}", timeout=10, headers=headers).json()["status"]
         if status == "Running":
             return time.perf_counter() - start
         if status == "Error":
@@ -60,8 +62,12 @@ def deploy_seconds(api: str, name: str) -> float:
         time.sleep(0.02)
 
 
-async def call_latencies_ms(target, calls: int) -> list[float]:
-    """Latency of each `get_current_time` call in ms over one session to `target`."""
+async def call_latencies_ms(target, calls: int, headers: dict[str, str] | None = None) -> list[float]:
+    """Latency of each `get_current_time` call in ms over one session to `target`
+    (a stdio server, or a gateway URL called with `headers`)."""
+    if isinstance(target, str):
+        async with create_mcp_http_client(headers=headers) as http:
+            return await call_latencies_ms(streamable_http_client(target, http_client=http), calls)
     async with Client(target) as client:
         await client.call_tool("get_current_time", {"timezone": "UTC"})  # warm up
         samples = []
@@ -93,12 +99,16 @@ def main() -> None:
     try:
         _wait(f"{api}/api/servers")
         _wait(f"{gateway}/healthz")
-        runs = [deploy_seconds(api, f"time-{i}") for i in range(args.runs)]
+        token_file = Path(data_dir) / "cli-token"  # the admin token `mcpaas up` mints
+        while not token_file.exists():
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        runs = [deploy_seconds(api, f"time-{i}", headers) for i in range(args.runs)]
         print(f"POST -> Running (mcp-server-time)  median {statistics.median(runs):.2f} s  "
               f"runs {', '.join(f'{r:.2f}' for r in runs)}")
         direct = asyncio.run(call_latencies_ms(StdioServerParameters(command=str(BIN / "mcp-server-time")),
                                                args.calls))
-        through = asyncio.run(call_latencies_ms(f"{gateway}/servers/time-0/mcp", args.calls))
+        through = asyncio.run(call_latencies_ms(f"{gateway}/servers/time-0/mcp", args.calls, headers))
         ratio = _summary("tools/call via gateway", through) / _summary("tools/call direct stdio", direct)
         print(f"gateway/direct p50 ratio {ratio:.2f}")
     finally:

@@ -18,7 +18,7 @@ Routes:
 - `/servers/{name}/status`: liveness JSON of one server.
 - `/healthz`, `/readyz`: process liveness and store readiness.
 - `DELETE /admin/servers/{name}/sessions`: the control plane ends every session of a
-  server it deleted or updated; answers `{"stopped": n}`.
+  server it deleted or updated; answers `{"stopped": n}`. Admin only (401/403).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shared.auth.principal import Role
 from shared.errors import MCPaaSError, NotFoundError, UnprocessableError
 from shared.models import Server, ServerKind
 from shared.settings import Settings
@@ -44,10 +45,12 @@ from shared.telemetry import TraceMiddleware
 
 from gateway.auth import METADATA_PREFIX, metadata_response
 from gateway.guard import Guard, build_guard
-from gateway.http import check_origin, parse_origins, problem
+from gateway.http import check_origin, parse_origins, problem, rpc_error
+from gateway.jsonrpc import INVALID_REQUEST
 from gateway.legacy_sse import LegacySseEndpoint
 from gateway.locks import open_locks
 from gateway.metrics import metrics_endpoint
+from gateway.policy import has_tool_policy, tool_predicate
 from gateway.provision import Provisioner
 from gateway.registry import ServerRegistry
 from gateway.streamable_http import PackageEndpoint
@@ -119,7 +122,8 @@ async def _relay(request: Request, server: Server) -> Response:
     gw = _gateway(request)
     if server.spec.kind in (ServerKind.REMOTE, ServerKind.CONTAINER):
         # a container server's pods sit behind its in-cluster Service (`upstream_url`)
-        return await gw.upstream.forward(request, gw.registry.as_upstream(server))
+        allows = tool_predicate(request.state.principal, server.spec) if has_tool_policy(server.spec) else None
+        return await gw.upstream.forward(request, gw.registry.as_upstream(server), allows)
     return await gw.package.handle(request, server)
 
 
@@ -170,9 +174,22 @@ async def server_status(request: Request) -> Response:
 
 
 async def stop_sessions(request: Request) -> Response:
-    """`DELETE /admin/servers/{name}/sessions`: end every session and child of a server."""
+    """`DELETE /admin/servers/{name}/sessions`: end every session and child of a server.
+
+    Needs an authenticated Admin (the control plane's service token is one): 401 with
+    the RFC 9728 challenge without a valid credential, 403 (JSON-RPC error body)
+    for any other role.
+    """
     gw = _gateway(request)
     name = request.path_params["name"]
+    # Security: without this any network peer could end every tenant's sessions and
+    # children at will (a denial of service on every server).
+    principal = await gw.guard.auth.authenticate(request, name)
+    if isinstance(principal, Response):
+        return principal
+    if Role.ADMIN not in principal.roles:
+        log.info("admin stop of %s refused for %s: not an Admin", name, principal.subject)
+        return rpc_error(403, INVALID_REQUEST, "Forbidden: ending a server's sessions needs the Admin role")
     gw.registry.invalidate(name)  # the caller just changed the store; see it at once
     stopped = await gw.sessions.stop_server(name)
     log.info("admin stop of %s: %d sessions ended", name, stopped)

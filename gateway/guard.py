@@ -10,7 +10,8 @@ Order of checks, each answered as MCP clients expect (JSON-RPC error bodies):
    unknown one does (no oracle for other callers' session ids);
 5. tool policy: a `tools/call` of a tool the caller may not call gets a JSON-RPC error
    (HTTP 200, code `FORBIDDEN`) and never reaches the server;
-6. rate limits (`gateway.limits`): 429 with `Retry-After` and `X-RateLimit-*`.
+6. rate limits (`gateway.limits`): 429 with `Retry-After` and `X-RateLimit-*`; an
+   admitted request's response carries `X-RateLimit-*` of its tightest limit too.
 Every JSON-RPC request that passed authentication is recorded in `invocations` (actor,
 server, method, tool, latency in ms, result = HTTP status or ``denied``) through
 `shared.audit.AuditBuffer`, which only appends to memory on the request path.
@@ -36,7 +37,7 @@ from shared.auth.factory import authenticator_from_settings
 from shared.auth.principal import Principal
 from shared.errors import PayloadTooLargeError
 from shared.models import AuditEvent, Server, ServerKind
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import RateLimitDecision, RateLimiter
 from shared.settings import Settings
 from shared.store.port import DocumentStore
 
@@ -65,6 +66,8 @@ class Call:
     server: Server
     requests: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    # the admitting rate-limit decision, echoed as `X-RateLimit-*` on the response
+    limits: RateLimitDecision | None = None
 
     @property
     def first(self) -> dict[str, Any]:
@@ -194,6 +197,9 @@ class Guard:
         else:
             decision = self.limiter.hit(*args)
         if decision.allowed:
+            # limit 0: no configured limit applied to this request (e.g. a per-tool limit
+            # and no tool), so there is nothing to advertise.
+            call.limits = decision if decision.limit else None
             return call
         self.record(call, "429")
         return too_many_requests(decision, call.first.get("id"))
@@ -217,8 +223,11 @@ class Guard:
             entity=server, result="refused", detail=reason).model_dump(mode="json"))
 
     def finish(self, call: Call, response: Response) -> Response:
-        """Record the call when its response is complete (streams: after the last chunk)."""
+        """Record the call when its response is complete (streams: after the last chunk),
+        and add the `X-RateLimit-*` headers of the limit that admitted it."""
         self._remember_remote_session(call, response)
+        if call.limits is not None:
+            response.headers.update(call.limits.headers())
         if not call.requests:
             return response
         result = str(response.status_code)

@@ -62,6 +62,11 @@ def tool_allowed(principal: Principal, access: AccessPolicy | None, tool: str) -
     return roles is None or bool(principal.roles & set(roles))
 
 
+def has_tool_policy(spec: ServerSpec) -> bool:
+    """True when `spec.access.tools` restricts any tool (listings must be filtered)."""
+    return spec.access is not None and bool(spec.access.tools)
+
+
 def tool_predicate(principal: Principal, spec: ServerSpec) -> ToolPredicate:
     """`tool_allowed` for one caller and server, as a one-argument predicate."""
     access = spec.access

@@ -16,6 +16,13 @@ mapping) or the API key's `scopes`. Which of its values a request acts in:
 A missing value (the caller holds none, or several and named none) or a foreign one
 (not among the caller's) is refused with `ScopeRefusedError` (403), which the gateway
 audits. A server without tenancy ignores all of this.
+
+The deploy probe: the control plane's service token binds no scope value, so it names
+the reserved value `shared.auth.service.PROBE_SCOPE_VALUE` (header, and for `dedicated`
+the tenant path). Only the control plane's principal may use it; anyone else naming or
+holding it is refused. Chosen over starting the probe's child without scope values,
+which would run tenant code unscoped; and over probing a configured real tenant, which
+would put the control plane inside that tenant's data.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import re
 from starlette.requests import Request
 
 from shared.auth.principal import Principal
+from shared.auth.service import PROBE_SCOPE_VALUE, is_control_plane
 from shared.models import Server, Tenancy, TenancyModel
 
 SCOPE_HEADER = "mcpaas-scope"
@@ -63,6 +71,14 @@ def _value(principal: Principal, param: str, wanted: str | None) -> str:
             raise ScopeRefusedError(f"missing scope value for '{param}'"
                                     + (": name one in the MCPaaS-Scope header" if held else ""))
         wanted = next(iter(held))
+    if wanted == PROBE_SCOPE_VALUE:
+        # Security: the reserved probe value is never a real tenant's, so the exemption
+        # cannot put anyone (the control plane included) inside a real project; and only
+        # the control plane may use it, so no caller gets a session without a scope of
+        # its own by naming it.
+        if is_control_plane(principal):
+            return wanted
+        raise ScopeRefusedError(f"scope value for '{param}' is reserved for the deploy probe")
     if not SCOPE_VALUE.match(wanted) or wanted not in held:
         raise ScopeRefusedError(f"scope value for '{param}' is not one the caller holds")
     return wanted

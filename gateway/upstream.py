@@ -4,7 +4,8 @@ The gateway passes MCP traffic through unchanged: only the headers the transport
 travel (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports),
 bodies are streamed in both directions' natural unit (request buffered, bounded by
 `max_body_bytes`; response streamed chunk by chunk so SSE is not buffered), and the
-upstream's session ids are the client's session ids.
+upstream's session ids are the client's session ids. The one rewrite: `tools/list`
+answers of a server with a per-tool policy are filtered for the caller.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from shared.models import Server
 
 from gateway.http import check_protocol_version, rpc_error
 from gateway.jsonrpc import INTERNAL_ERROR
+from gateway.listing import filter_listing, listing_ids
+from gateway.policy import ToolPredicate
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,12 @@ class UpstreamProxy:
         self.client = client
         self.max_body_bytes = max_body_bytes
 
-    async def forward(self, request: Request, server: Server) -> Response:
+    async def forward(self, request: Request, server: Server, allows: ToolPredicate | None = None) -> Response:
         """Proxy one request; the upstream's status, allowed headers and body come back.
+
+        With `allows` (the caller's tool predicate, when the server has a tool policy),
+        answers to `tools/list` requests in the body list only the tools it allows
+        (`gateway.listing`); everything else streams through unchanged.
 
         Returns 502 with a JSON-RPC error body when the upstream cannot be reached.
         Raises PayloadTooLargeError (413) for a body over the limit.
@@ -75,8 +82,13 @@ class UpstreamProxy:
             return rpc_error(502, INTERNAL_ERROR, f"upstream server unreachable: {exc!r}")
         reply_headers = {name: value for name in RESPONSE_HEADERS
                          if (value := upstream.headers.get(name)) is not None}
-        return StreamingResponse(_relay(upstream), status_code=upstream.status_code,
-                                 headers=reply_headers)
+        chunks = _relay(upstream)
+        pending = listing_ids(body) if allows is not None else set()
+        if pending:
+            # Security: the per-tool policy hides tools the caller may not call; an
+            # unfiltered listing would reveal them (and invite probing calls).
+            chunks = filter_listing(upstream.headers.get("content-type", ""), chunks, pending, allows)
+        return StreamingResponse(chunks, status_code=upstream.status_code, headers=reply_headers)
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:

@@ -327,7 +327,9 @@ class AuditEvent(BaseModel):
 
     `result` is ``accepted``, ``succeeded`` or ``failed`` for an operation, ``allowed``
     or ``denied`` for an authorization decision, ``refused`` for a security-clearance
-    refusal (FR-020); `detail` carries a reason.
+    refusal (FR-020); `detail` carries a reason. `diff` is what a write changed,
+    `{field: {"from": old, "to": new}}` (the revision diff for server writes; never a
+    secret), and `trace_id` the W3C trace id of the span that wrote it (empty outside one).
     """
 
     id: str
@@ -338,6 +340,8 @@ class AuditEvent(BaseModel):
     detail: str = ""
     operation_id: str | None = None
     time: datetime = Field(default_factory=utc_now)
+    diff: dict[str, dict[str, Any]] | None = None
+    trace_id: str = ""
 
 
 def spec_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from shared.errors import ConflictError, NotFoundError
 from shared.models import (AuditEvent, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec, ServerStatus,
                            spec_diff, utc_now)
 from shared.store.port import CONTAINERS, Document, DocumentStore
+from shared.telemetry import current_trace_id
 
 IN_FLIGHT = (ServerStatus.PENDING, ServerStatus.DEPLOYING)
 
@@ -117,10 +118,16 @@ def create_once(store: DocumentStore, container: str, doc: Document) -> Document
 
 
 def audit(store: DocumentStore, *, operation_id: str, actor: str, action: str, entity: str,
-          result: str, detail: str = "") -> None:
-    """Record one audit event, once per (operation, result) (FR-005, FR-022)."""
+          result: str, detail: str = "", diff: dict[str, dict[str, Any]] | None = None,
+          trace_id: str | None = None) -> None:
+    """Record one audit event, once per (operation, result) (FR-005, FR-022).
+
+    `diff` is what the write changed (`AuditEvent.diff`); `trace_id` defaults to the
+    current span's (`shared.telemetry.current_trace_id`).
+    """
     event = AuditEvent(id=f"{operation_id}.{result}", actor=actor, action=action, entity=entity,
-                       result=result, detail=detail, operation_id=operation_id)
+                       result=result, detail=detail, operation_id=operation_id, diff=diff,
+                       trace_id=current_trace_id() if trace_id is None else trace_id)
     create_once(store, "audit", event.model_dump(mode="json"))
 
 

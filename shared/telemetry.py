@@ -38,6 +38,13 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
+def current_trace_id() -> str:
+    """The 32-hex-digit W3C trace id of the current span, or "" outside a valid span
+    (https://www.w3.org/TR/trace-context/#trace-id)."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else ""
+
+
 def json_log_handler(stream=None) -> logging.Handler:
     """A handler writing JSON lines with time, level, logger, message, trace and span ids."""
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -67,7 +67,8 @@ async def put_shares(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     updated = {**{key: value for key, value in doc.items() if key != "_etag"}, "shares": body.model_dump(mode="json")["items"], "updated_at": utc_now().isoformat()}
     stored = store.replace("servers", updated, if_match=doc["_etag"])
     record_decision(principal, "shares.update", name, "succeeded",
-                    f"{len(before)} grant(s) replaced by {len(body.items)}")
+                    f"{len(before)} grant(s) replaced by {len(body.items)}",
+                    diff={"shares": {"from": before, "to": updated["shares"]}})
     return json_response(body.model_dump(mode="json"), headers={"ETag": stored["_etag"]})
 
 
@@ -82,7 +83,9 @@ async def create_key(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     plaintext, record = api_keys.create_key(get_store(), name=request.name, roles=request.roles,
                                             created_by=principal.subject, servers=request.servers,
                                             expires_at=request.expires_at)
-    record_decision(principal, "keys.create", f"key:{record.id}", "succeeded", f"roles {sorted(request.roles)}")
+    # the record never holds the key (only its hash lives apart), so it is safe to audit
+    record_decision(principal, "keys.create", f"key:{record.id}", "succeeded", f"roles {sorted(request.roles)}",
+                    diff={"key": {"from": None, "to": record.model_dump(mode="json")}})
     location = urljoin(req.url, f"/api/keys/{record.id}")
     return json_response({"key": plaintext, "record": record.model_dump(mode="json")}, status=201,
                          headers={"Location": location})
@@ -103,7 +106,8 @@ async def revoke_key(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     """`DELETE /api/keys/{id}` revokes the key → the revoked ApiKey; 404 for an unknown id."""
     key_id = req.route_params["key_id"]
     record = api_keys.revoke_key(get_store(), key_id)
-    record_decision(principal, "keys.revoke", f"key:{key_id}", "succeeded", "revoked")
+    record_decision(principal, "keys.revoke", f"key:{key_id}", "succeeded", "revoked",
+                    diff={"revoked": {"from": False, "to": record.revoked}})
     return json_response(record.model_dump(mode="json"))
 
 

@@ -27,6 +27,7 @@ from shared.auth.tokens import AuthenticationError
 from shared import servers
 from shared.models import AuditEvent, Server
 from shared.settings import get_settings
+from shared.telemetry import current_trace_id
 from shared.store import get_store
 from triggers.problems import Handler, problem_response
 
@@ -45,11 +46,14 @@ def authenticate(req: func.HttpRequest) -> Principal:
     return authenticator.authenticate(req.headers.get("Authorization"), req.headers.get("X-API-Key"))
 
 
-def record_decision(principal: Principal | str, action: str, entity: str, result: str, reason: str) -> None:
-    """Append one audit event (`result`: ``allowed``, ``denied`` or ``refused``) for `entity`."""
+def record_decision(principal: Principal | str, action: str, entity: str, result: str, reason: str,
+                    diff: dict[str, dict[str, Any]] | None = None) -> None:
+    """Append one audit event (`result`: ``allowed``, ``denied``, ``refused`` or
+    ``succeeded``) for `entity`, with what a write changed (`diff`, never a secret) and
+    the current trace id."""
     actor = principal.subject if isinstance(principal, Principal) else principal
     event = AuditEvent(id=uuid.uuid4().hex, actor=actor, action=action, entity=entity, result=result,
-                       detail=reason)
+                       detail=reason, diff=diff, trace_id=current_trace_id())
     get_store().create("audit", event.model_dump(mode="json"))
 
 

@@ -30,6 +30,8 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import servers
+from shared.clearance import ClearanceError
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.models import ServerSpec, utc_now
 from shared.store import get_store
@@ -72,8 +74,18 @@ def parse_request(body: bytes) -> DeployRequest:
     try:
         ensure_deployable(request.spec)
     except UnprocessableError as error:
+        if isinstance(error, ClearanceError):
+            _audit_refusal(request, error)
         raise PoisonMessageError(f"undeployable spec: {error}") from None
     return request
+
+
+def _audit_refusal(request: DeployRequest, error: ClearanceError) -> None:
+    # Audited like the REST path (FR-020), once per request: the event id derives from
+    # the idempotency key, so the host's redeliveries of the poison message add nothing.
+    servers.audit(get_store(), operation_id=f"deploy-request.{request.idempotency_key}",
+                  actor=request.requested_by, action="server.clearance", entity=request.spec.name,
+                  result="refused", detail=error.detail)
 
 
 def _describe(error: ValueError) -> str:

@@ -13,10 +13,15 @@ import threading
 import time
 
 from shared.auth.factory import local_issuer
-from shared.auth.principal import AuthMode, Role
+from shared.auth.principal import AuthMode, Principal, Role
 from shared.settings import Settings
 
 SERVICE_SUBJECT = "mcpaas-controlplane"
+# The scope value the deploy probe acts in for servers with a `tenancy` (FR-019): its
+# service token binds no project, so without it such a server could never reach
+# Running. Reserved: the gateway accepts it only from the control plane and refuses it
+# to everyone else, even a caller whose credential lists it (`gateway.tenancy`).
+PROBE_SCOPE_VALUE = "mcpaas-probe"
 _LIFETIME_S = 600
 _lock = threading.Lock()
 _cached: dict[str, tuple[str, float]] = {}
@@ -49,3 +54,14 @@ def service_headers(settings: Settings) -> dict[str, str]:
             token, expires = _mint(settings)
             _cached[key] = (token, expires)
     return {"Authorization": f"Bearer {token}"}
+
+
+def is_control_plane(principal: Principal) -> bool:
+    """True for the control plane's service principal: subject `SERVICE_SUBJECT` with the
+    Admin role, from a token (an API key's subject is its random id, never this one).
+    The anonymous Admin of auth mode ``none`` counts too: that mode authenticates nobody.
+    """
+    if principal.kind == "anonymous":
+        return True
+    return (principal.subject == SERVICE_SUBJECT and Role.ADMIN in principal.roles
+            and principal.kind != "api_key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -167,3 +168,25 @@ def test_openapi_is_served_anonymously_and_secrets_never_reach_the_logs(platform
         # ... without the credential (nor its signature part, which no message should echo)
         signature = secret.rsplit(".", 1)[-1][:20]
         assert secret not in logs and (not signature or signature not in logs)
+
+
+async def test_deploy_probe_reaches_servers_with_tenancy(platform):
+    """The probe acts in the reserved probe scope value (issue 4, item 5 x deploy): shared
+    and dedicated servers reach Running; a user cannot borrow that value."""
+    from shared.auth.service import PROBE_SCOPE_VALUE
+
+    echo = {"command": sys.executable, "args": ["-m", "catalog.echo.server"]}
+    for model in ("shared", "dedicated"):
+        spec = {"name": f"scoped-{model}", "kind": "package", "package": echo,
+                "tenancy": {"model": model, "params": ["project_id"]}}
+        assert authed.post(f"{platform.api}/api/servers", json=spec, timeout=10).status_code == 202
+        assert wait_status(platform.api, spec["name"], {"Running", "Error"}, timeout=60)["status"] == "Running"
+    user = bearer(platform.issuer.mint("eve", [Role.ADMIN], scopes={"project_id": [PROBE_SCOPE_VALUE]}))
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    async with httpx.AsyncClient(timeout=10, headers={**user, "accept": "application/json"}) as http:
+        shared = await http.post(f"{platform.gateway}/servers/scoped-shared/mcp", json=init,
+                                 headers={"MCPaaS-Scope": f"project_id={PROBE_SCOPE_VALUE}"})
+        dedicated = await http.post(f"{platform.gateway}/servers/scoped-dedicated/tenants/{PROBE_SCOPE_VALUE}/mcp",
+                                    json=init)
+    assert shared.status_code == dedicated.status_code == 403  # reserved for the control plane

@@ -210,3 +210,22 @@ async def test_legacy_sse_with_a_token_is_bound_and_filtered(make_gateway) -> No
                                      json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"},
                                      headers=auth.headers("bob"))
         assert stolen.status_code == 404
+
+
+async def test_admin_stop_route_needs_an_admin(make_gateway) -> None:
+    from shared.auth.service import service_headers
+
+    auth = start_local(make_gateway)
+    gw = auth.gateway
+    gw.put(echo_spec())
+    url = f"{gw.url}/admin/servers/echo/sessions"
+    async with httpx.AsyncClient(timeout=10) as http:
+        opened = await http.post(gw.mcp_url("echo"), json=INIT, headers={**JSON_ONLY, **auth.headers("op", Role.OPERATOR)})
+        assert opened.status_code == 200
+        anonymous = await http.delete(url)
+        assert anonymous.status_code == 401 and "resource_metadata" in anonymous.headers["www-authenticate"]
+        assert (await http.delete(url, headers=auth.headers("op", Role.OPERATOR))).status_code == 403
+        assert (await http.get(f"{gw.url}/servers/echo/status")).json()["sessions"] == 1  # nothing ended
+        # the control plane's own service token (an Admin service principal) may
+        stopped = await http.delete(url, headers=service_headers(gw.settings))
+        assert stopped.status_code == 200 and stopped.json() == {"stopped": 1}

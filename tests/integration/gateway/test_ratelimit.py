@@ -61,6 +61,19 @@ async def test_identity_limit_counts_every_request_of_the_caller(make_gateway) -
         bob = await http.post(url, json=INIT, headers={**JSON_ONLY, **auth.headers("bob")})
     assert [reply.status_code for reply in ann] == [200, 200, 200, 429]
     assert bob.status_code == 200
+    # admitted responses advertise the limit too, counting down
+    assert [reply.headers.get("x-ratelimit-remaining") for reply in ann[:3]] == ["2", "1", "0"]
+    assert all(reply.headers["x-ratelimit-limit"] == "3" and int(reply.headers["x-ratelimit-reset"]) >= 0
+               for reply in ann[:3])
+
+
+async def test_no_ratelimit_headers_where_no_limit_applies(make_gateway) -> None:
+    auth = start_local(make_gateway, gateway_rate_limit_identity="", gateway_rate_limit_server="",
+                       gateway_rate_limit_tool="5/minute")
+    auth.gateway.put(echo_spec())
+    async with httpx.AsyncClient(timeout=10) as http:
+        opened = await http.post(auth.gateway.mcp_url("echo"), json=INIT, headers={**JSON_ONLY, **auth.headers("ann")})
+    assert opened.status_code == 200 and "x-ratelimit-limit" not in opened.headers  # not a tool call
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ async def test_dedicated_tenancy_runs_one_instance_per_project(make_gateway) -> 
     async with httpx.AsyncClient(timeout=10) as http:
         foreign = await http.post(f"{gw.url}/servers/ded/tenants/p9/mcp", json=INIT, headers={**JSON_ONLY, **ann})
         plain = await http.post(gw.mcp_url("ded"), json=INIT, headers={**JSON_ONLY, **ann})
-        stopped = await http.delete(f"{gw.url}/admin/servers/ded/sessions")
+        stopped = await http.delete(f"{gw.url}/admin/servers/ded/sessions", headers=auth.headers("root", Role.ADMIN))
     assert foreign.status_code == 403 and plain.status_code == 403
     assert len(await _refusals(gw, "ded", 2)) == 2
     assert stopped.json() == {"stopped": 0}  # the clients closed their sessions already
