@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         entra_allowed_clients: accepted ``azp``/``appid`` values; empty admits any client.
         entra_allowed_tenants: accepted ``tid`` values; empty admits the issuers' tenants.
             All four lists read from the environment as comma-separated text.
+        control_plane_principals: Entra object ids (``oid``) of the control plane's managed
+            identity; with auth mode ``entra`` only these may use the reserved deploy-probe
+            scope (locally the control plane is the subject ``mcpaas-controlplane``).
         auth_scopes_supported: OAuth scopes the gateway's protected resource metadata
             lists (RFC 9728 `scopes_supported`), e.g. ``api://mcpaas/.default``; empty
             omits the field.
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
     entra_audiences: CommaList = Field(default_factory=list)
     entra_allowed_clients: CommaList = Field(default_factory=list)
     entra_allowed_tenants: CommaList = Field(default_factory=list)
+    control_plane_principals: CommaList = Field(default_factory=list)
     auth_scopes_supported: CommaList = Field(default_factory=list)
     gateway_rate_limit_identity: str = "600/minute"
     gateway_rate_limit_server: str = "300/minute"
@@ -140,7 +144,7 @@ class Settings(BaseSettings):
         "127.0.0.1", "localhost", "::1", "*.azurewebsites.net", "*.azurecontainerapps.io", "*.azure-api.net"])
 
     @field_validator("entra_issuers", "entra_audiences", "entra_allowed_clients", "entra_allowed_tenants",
-                     "auth_scopes_supported",
+                     "control_plane_principals", "auth_scopes_supported",
                      "clearance_launchers", "clearance_packages", "clearance_registries",
                      "clearance_remote_hosts", mode="before")
     @classmethod

@@ -7,6 +7,8 @@ param location string
 param tags object
 param identityId string
 param identityClientId string
+@description('Object id of the identity: the control plane\'s subject in Entra tokens')
+param identityPrincipalId string
 param storageAccountName string
 param deploymentContainerUrl string
 param appInsightsConnectionString string
@@ -88,6 +90,18 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZURE_CLIENT_ID'
           value: identityClientId
+        }
+        {
+          name: 'MCPAAS_STORE'
+          value: 'cosmos'
+        }
+        {
+          name: 'MCPAAS_AUTH_MODE'
+          value: 'entra'
+        }
+        {
+          name: 'MCPAAS_CONTROL_PLANE_PRINCIPALS'
+          value: identityPrincipalId
         }
         {
           name: 'MCPAAS_COSMOS_ENDPOINT'

@@ -14,7 +14,7 @@ import time
 
 from shared.auth.factory import local_issuer
 from shared.auth.principal import AuthMode, Principal, Role
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 
 SERVICE_SUBJECT = "mcpaas-controlplane"
 # The scope value the deploy probe acts in for servers with a `tenancy` (FR-019): its
@@ -56,12 +56,19 @@ def service_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def is_control_plane(principal: Principal) -> bool:
-    """True for the control plane's service principal: subject `SERVICE_SUBJECT` with the
-    Admin role, from a token (an API key's subject is its random id, never this one).
-    The anonymous Admin of auth mode ``none`` counts too: that mode authenticates nobody.
+def is_control_plane(principal: Principal, settings: Settings | None = None) -> bool:
+    """True for the control plane's service principal, from a token with the Admin role
+    (an API key's subject is its random id, never one of these): the subject
+    `SERVICE_SUBJECT` in auth mode ``local``, or one of `settings.control_plane_principals`
+    (its managed identity's object id) in ``entra``. The anonymous Admin of auth mode
+    ``none`` counts too: that mode authenticates nobody. `settings` defaults to the
+    process settings.
     """
     if principal.kind == "anonymous":
         return True
-    return (principal.subject == SERVICE_SUBJECT and Role.ADMIN in principal.roles
-            and principal.kind != "api_key")
+    if principal.kind == "api_key" or Role.ADMIN not in principal.roles:
+        return False
+    settings = settings or get_settings()
+    if settings.auth_mode is AuthMode.ENTRA:
+        return principal.subject in settings.control_plane_principals
+    return principal.subject == SERVICE_SUBJECT
