@@ -225,7 +225,8 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     sessions = SessionRegistry(settings.servers_dir,
                                max_sessions=settings.gateway_max_sessions_per_server,
                                idle_seconds=settings.gateway_session_idle_seconds,
-                               event_capacity=settings.gateway_event_store_size)
+                               event_capacity=settings.gateway_event_store_size,
+                               warm_pool_size=settings.gateway_warm_pool_size)
     limit = settings.gateway_max_body_bytes
     locks = open_locks(settings.redis_url)
     provisioner = Provisioner(store, locks, settings.servers_dir)

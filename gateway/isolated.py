@@ -64,9 +64,17 @@ class IsolatedLink:
         child = self._child
         return [child.pid] if child is not None and child.pid is not None else []
 
-    async def start(self) -> None:
-        """Spawn the first child. Raises OSError when the command cannot start."""
-        self._child = await self._spawn()
+    async def start(self, ready: StdioChild | None = None) -> None:
+        """Spawn the first child, or adopt `ready`, a started but not yet initialized
+        child of the same package (`gateway.warm_pool`). Raises OSError when the
+        command cannot start."""
+        if ready is None:
+            self._child = await self._spawn()
+            return
+        # from here on its stdout and exit belong to this session
+        ready.on_message = self._on_message
+        ready.on_exit = lambda code, reason: self._exited(ready, code, reason)
+        self._child = ready
 
     async def _spawn(self) -> StdioChild:
         child = StdioChild(self.package, self.workdir, self._on_message, None)

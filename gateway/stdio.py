@@ -51,7 +51,8 @@ class StdioChild:
     Args:
         package: command, args and env of the server.
         workdir: working directory (created if missing); `stderr.log` is appended there.
-        on_message: awaited with every JSON object the child writes to stdout.
+        on_message: awaited with every JSON object the child writes to stdout; may be
+            replaced after start (`.on_message`), as `gateway.warm_pool` does on hand-over.
         on_exit: awaited once when stdout closes, with the exit code (None if unknown)
             and a human-readable reason; may be set after construction (`.on_exit`).
 
@@ -63,7 +64,7 @@ class StdioChild:
                  on_message: OnMessage, on_exit: OnExit | None) -> None:
         self.package = package
         self.workdir = workdir
-        self._on_message = on_message
+        self.on_message = on_message
         self.on_exit = on_exit
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -144,7 +145,7 @@ class StdioChild:
             log.warning("pid %s wrote a non-JSON stdout line: %.200r", self.pid, text)
             return
         if isinstance(message, dict):
-            await self._on_message(message)
+            await self.on_message(message)
         else:
             log.warning("pid %s wrote a non-object JSON message (batch?); dropped", self.pid)
 

@@ -23,6 +23,7 @@ from gateway.policy import GuardedSession
 from gateway.sessions import Session
 from gateway.shared import SharedPool
 from gateway.tenancy import is_instance_of
+from gateway.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,19 @@ class SessionRegistry:
         max_sessions: sessions per server before `AtCapacityError`.
         idle_seconds: a session with nothing in flight for this long is reaped.
         event_capacity: SSE events kept per session for resumability.
+        warm_pool_size: pre-spawned children kept ready per `isolated` server
+            (`gateway.warm_pool`); 0 = off.
     """
 
     def __init__(self, servers_dir: Path, *, max_sessions: int = 64,
-                 idle_seconds: float = 1800.0, event_capacity: int = 1000) -> None:
+                 idle_seconds: float = 1800.0, event_capacity: int = 1000,
+                 warm_pool_size: int = 0) -> None:
         self.servers_dir = servers_dir
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.event_capacity = event_capacity
         self.shared = SharedPool(servers_dir, self.record_crash)
+        self.warm = WarmPool(servers_dir, warm_pool_size)
         self._sessions: dict[str, Session] = {}
         self._reserved: dict[str, int] = {}
         self._last_error: dict[str, str] = {}
@@ -88,8 +93,9 @@ class SessionRegistry:
             else:
                 link = IsolatedLink(package, self.servers_dir / server.name, session,
                                     self.record_crash)
-                await link.start()
+                await link.start(self.warm.take(server))
                 session.link = link
+                self.warm.fill(server)  # the server is in use: keep children ready
         except OSError as exc:
             self.record_error(server.name, f"could not start server process: {exc}")
             raise
@@ -133,6 +139,7 @@ class SessionRegistry:
         await asyncio.gather(*(s.terminate() for s in sessions))
         for name in {server, *(n for n in self._names if is_instance_of(n, server))}:
             await self.shared.stop(name)
+        await self.warm.stop(server)
         return len(sessions)
 
     async def stop_all(self) -> int:
@@ -140,15 +147,18 @@ class SessionRegistry:
         sessions = list(self._sessions.values())
         await asyncio.gather(*(s.terminate() for s in sessions))
         await self.shared.stop_all()
+        await self.warm.stop_all()
         return len(sessions)
 
     async def reap_idle(self) -> int:
-        """Terminate sessions idle for `idle_seconds` or more; returns how many."""
+        """Terminate sessions idle for `idle_seconds` or more, and warm pools of servers
+        left without sessions that long; returns how many sessions ended."""
         cutoff = time.monotonic() - self.idle_seconds
         idle = [s for s in self._sessions.values() if not s.busy and s.last_active <= cutoff]
         for session in idle:
             log.info("reaping idle session %s of %s", session.id, session.server)
         await asyncio.gather(*(s.terminate() for s in idle))
+        await self.warm.stop_idle(cutoff, {s.server for s in self._sessions.values()})
         return len(idle)
 
     async def run_reaper(self) -> None:

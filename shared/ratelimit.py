@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger("mcpaas.ratelimit")
 
@@ -56,7 +56,9 @@ class RateLimiter:
 
     def __init__(self, storage_uri: str = "memory://", *, per_identity: str | None = None,
                  per_server: str | None = None, per_tool: str | None = None) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(storage_uri))
+        # a moving window is exact: a counter approximation lets a burst through when it
+        # straddles a window boundary, which is the moment an attacker would pick
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self._limits: dict[str, RateLimitItem | None] = {
             "identity": parse(per_identity) if per_identity else None,
             "server": parse(per_server) if per_server else None,
