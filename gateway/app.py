@@ -143,22 +143,23 @@ async def _legacy_server(request: Request) -> Server | Response:
     return server
 
 
-async def legacy_sse(request: Request) -> Response:
-    """`GET /servers/{name}/sse`: legacy HTTP+SSE session stream."""
+async def _legacy_dispatch(request: Request, handle: str) -> Response:
+    """Route a legacy HTTP+SSE request through the guard to `LegacySseEndpoint.<handle>`."""
     server = await _legacy_server(request)
     if isinstance(server, Response):
         return server
-    legacy = _gateway(request).legacy
-    return await _gateway(request).guard.dispatch(request, server, lambda bound: legacy.stream(request, bound))
+    endpoint = getattr(_gateway(request).legacy, handle)
+    return await _gateway(request).guard.dispatch(request, server, lambda bound: endpoint(request, bound))
+
+
+async def legacy_sse(request: Request) -> Response:
+    """`GET /servers/{name}/sse`: legacy HTTP+SSE session stream."""
+    return await _legacy_dispatch(request, "stream")
 
 
 async def legacy_messages(request: Request) -> Response:
     """`POST /servers/{name}/messages?session_id=`: legacy HTTP+SSE client messages."""
-    server = await _legacy_server(request)
-    if isinstance(server, Response):
-        return server
-    legacy = _gateway(request).legacy
-    return await _gateway(request).guard.dispatch(request, server, lambda bound: legacy.post(request, bound))
+    return await _legacy_dispatch(request, "post")
 
 
 async def server_status(request: Request) -> Response:

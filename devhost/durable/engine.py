@@ -195,10 +195,8 @@ class DurableEngine:
 
     def _trace_parent(self, instance_id: str) -> str | None:
         """The traceparent recorded on the instance's ExecutionStarted, if any."""
-        for event in self.store.history(instance_id):
-            if event.get("EventType") == HistoryEventType.EXECUTION_STARTED:
-                return (event.get("ParentTraceContext") or {}).get("TraceParent")
-        return None
+        started = self.store.execution_started(instance_id)
+        return ((started or {}).get("ParentTraceContext") or {}).get("TraceParent")
 
     # ---- episodes --------------------------------------------------------------------
     def _run_episodes(self) -> None:

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from azure.durable_functions.models.history import HistoryEventType
+
 from devhost.durable.events import Event, fmt
 
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
@@ -200,6 +202,14 @@ class DurableStore:
                 "SELECT event FROM history WHERE instance_id=? ORDER BY seq",
                 (instance_id,)).fetchall()
         return [json.loads(r["event"]) for r in rows]
+
+    def execution_started(self, instance_id: str) -> Event | None:
+        """The ExecutionStarted event of the current execution, or None (one indexed row)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT event FROM history WHERE instance_id=? AND json_extract(event, '$.EventType')=? "
+                "ORDER BY seq LIMIT 1", (instance_id, int(HistoryEventType.EXECUTION_STARTED))).fetchone()
+        return json.loads(row["event"]) if row else None
 
     # ---- inbox -----------------------------------------------------------------------
     def enqueue(self, instance_id: str, event: Event) -> str:
