@@ -235,7 +235,8 @@ async def start_gateway(data_dir: Path) -> Target:
     store.upsert("servers", everything_spec("everything-shared", SessionMode.SHARED))
     port = free_port()
     proc = spawn([sys.executable, "-m", "gateway"], {
-        "MCPAAS_DATA_DIR": str(data_dir), "MCPAAS_STORE": "sqlite",
+        "MCPAAS_DATA_DIR": str(data_dir), "MCPAAS_STORE": "sqlite", "MCPAAS_AUTH_MODE": "none",
+        "MCPAAS_GATEWAY_RATE_LIMIT_IDENTITY": "", "MCPAAS_GATEWAY_RATE_LIMIT_SERVER": "",
         "MCPAAS_GATEWAY_HOST": "127.0.0.1", "MCPAAS_GATEWAY_PORT": str(port)})
     await wait_port(port, proc)
     base = f"http://127.0.0.1:{port}"

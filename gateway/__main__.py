@@ -24,7 +24,8 @@ def main() -> None:
     app = create_app(settings, open_store(settings))
     # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, log_config=None)
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, log_config=None,
+                access_log=settings.gateway_access_log)
 
 
 if __name__ == "__main__":

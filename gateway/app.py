@@ -231,7 +231,8 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     limit = settings.gateway_max_body_bytes
     locks = open_locks(settings.redis_url)
     provisioner = Provisioner(store, locks, settings.servers_dir)
-    package = PackageEndpoint(sessions, limit, provisioner.ensure)
+    package = PackageEndpoint(sessions, limit, provisioner.ensure,
+                              stream_after=settings.gateway_stream_after_seconds)
     gateway = Gateway(settings=settings, registry=ServerRegistry(store), sessions=sessions,
                       package=package, legacy=LegacySseEndpoint(package),
                       upstream=UpstreamProxy(http, limit), http=http,

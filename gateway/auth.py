@@ -18,6 +18,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared.asgi import header
 from shared.auth.api_keys import PREFIX
 from shared.auth.authenticator import Authenticator
 from shared.auth.principal import AuthMode, Principal
@@ -86,8 +87,8 @@ class GatewayAuth:
 
     async def authenticate(self, request: Request, name: str) -> Principal | Response:
         """The caller, or a 401 response with the `WWW-Authenticate` challenge."""
-        authorization = request.headers.get("authorization")
-        api_key = request.headers.get(API_KEY_HEADER)
+        authorization = header(request, "authorization")
+        api_key = header(request, API_KEY_HEADER)
         try:
             if api_key or not self._inline_tokens or _is_api_key(authorization):
                 return await anyio.to_thread.run_sync(

@@ -31,7 +31,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.asgi import read_limited_body
+from shared.asgi import header
 from shared.audit import AuditBuffer, invocation
 from shared.auth.factory import authenticator_from_settings
 from shared.auth.principal import Principal
@@ -43,8 +43,8 @@ from shared.store.port import DocumentStore
 
 from gateway.auth import GatewayAuth
 
-from gateway.http import SESSION_HEADER, rpc_error
-from gateway.jsonrpc import INVALID_REQUEST, SESSION_NOT_FOUND, is_request
+from gateway.http import SESSION_HEADER, read_payload, rpc_error
+from gateway.jsonrpc import INVALID_REQUEST, SESSION_NOT_FOUND, MessageError, is_request
 from gateway.limits import limiter_from_settings, too_many_requests
 from gateway.policy import GuardedSession, bind_caller, may_use, tool_allowed
 from gateway.supervisor import SessionRegistry
@@ -154,27 +154,28 @@ class Guard:
         return await self._rate_limit(call)
 
     async def _requests(self, request: Request) -> list[dict[str, Any]] | Response:
-        """The JSON-RPC requests of a POST body ([] for anything else, or a body the
-        endpoint will reject itself). The body stays readable for the endpoint."""
+        """The JSON-RPC requests of a POST body ([] for anything else). The body stays
+        readable for the endpoint."""
         if request.method != "POST":
             return []
         try:
-            body = await read_limited_body(request, self.max_body_bytes)
+            payload: Any = await read_payload(request, self.max_body_bytes)
         except PayloadTooLargeError as exc:
             return rpc_error(413, INVALID_REQUEST, f"Payload Too Large: {exc}")
-        # Starlette's Request.stream() replays a cached `_body`, so the endpoint reads it again.
-        request._body = body
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return []
+        except MessageError:
+            # Not JSON-RPC 2.0: a package endpoint refuses it, but a remote upstream may
+            # be lenient, so anything shaped like a request still meets every check.
+            try:
+                payload = json.loads(request._body)
+            except ValueError:
+                return []
         items = payload if isinstance(payload, list) else [payload]
         return [item for item in items if isinstance(item, dict) and is_request(item)]
 
     def _owns_session(self, request: Request, call: Call) -> bool:
         # Security: stops a caller who learned another's session id (logs, a shared
         # proxy) from reading that session's stream or acting in its name.
-        session_id = request.headers.get(SESSION_HEADER) or request.query_params.get(LEGACY_SESSION_PARAM)
+        session_id = header(request, SESSION_HEADER) or request.query_params.get(LEGACY_SESSION_PARAM)
         if not session_id:
             return True
         if call.server.spec.kind != ServerKind.PACKAGE:

@@ -11,15 +11,18 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.errors import PROBLEM_JSON, MCPaaSError, problem_body
+from shared.asgi import header, read_limited_body
+from shared.errors import PROBLEM_JSON, MCPaaSError, PayloadTooLargeError, problem_body
 
-from gateway.jsonrpc import INVALID_REQUEST, error_response
+from gateway.jsonrpc import INVALID_REQUEST, Message, MessageError, error_response, parse_payload
 
 # Batches were part of 2025-03-26 only; 2025-06-18 removed them
 # (https://modelcontextprotocol.io/specification/2025-06-18/changelog).
 BATCH_VERSIONS = ("2025-03-26",)
 
 SESSION_HEADER = "mcp-session-id"
+# scope key of the POST body decoded once per request (`read_payload`)
+_PAYLOAD_KEY = "mcpaas.payload"
 VERSION_HEADER = "mcp-protocol-version"
 # Versions reachable through the initialize handshake that the gateway relays. A
 # client that probes a newer era (mcp 2.x sends `server/discover` at 2026-07-28) gets
@@ -43,10 +46,38 @@ def rpc_error(status: int, code: int, message: str, request_id: Any = None,
                         headers=headers)
 
 
+async def read_payload(request: Request, limit: int) -> Message | list[Message]:
+    """The POST body as JSON-RPC (`parse_payload`), read and decoded once per request
+    however many handlers ask (the guard, then the endpoint). The raw body stays
+    readable through `request.stream()` for a proxy.
+
+    Raises:
+        PayloadTooLargeError: the body exceeds `limit` bytes.
+        MessageError: not JSON, or not JSON-RPC 2.0 (the same error on every call).
+    """
+    outcome = request.scope.get(_PAYLOAD_KEY)
+    if outcome is None:
+        try:
+            body = await read_limited_body(request, limit)
+        except PayloadTooLargeError as exc:
+            outcome = exc
+        else:
+            # Starlette's Request.stream() replays a cached `_body` to later readers.
+            request._body = body
+            try:
+                outcome = parse_payload(body)
+            except MessageError as exc:
+                outcome = exc
+        request.scope[_PAYLOAD_KEY] = outcome
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
 def check_protocol_version(request: Request) -> Response | None:
     """400 response when `MCP-Protocol-Version` names a version the gateway does not
     relay; None when it is acceptable (or absent)."""
-    version = request.headers.get(VERSION_HEADER, DEFAULT_VERSION)
+    version = header(request, VERSION_HEADER, DEFAULT_VERSION)
     if version in SUPPORTED_VERSIONS:
         return None
     return rpc_error(400, INVALID_REQUEST,
@@ -56,13 +87,13 @@ def check_protocol_version(request: Request) -> Response | None:
 
 def accepts_sse(request: Request) -> bool:
     """True when the `Accept` header admits `text/event-stream`."""
-    return "text/event-stream" in request.headers.get("accept", "").lower()
+    return "text/event-stream" in header(request, "accept", "").lower()
 
 
 def request_version(request: Request, negotiated: str | None = None) -> str:
     """The protocol version a request speaks: its header, else the session's
     negotiated version, else 2025-03-26 (the spec's default for a missing header)."""
-    return request.headers.get(VERSION_HEADER) or negotiated or DEFAULT_VERSION
+    return header(request, VERSION_HEADER) or negotiated or DEFAULT_VERSION
 
 
 def parse_origins(value: str) -> tuple[str, ...]:
@@ -94,7 +125,7 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
 
 def check_origin(request: Request, allowed: tuple[str, ...]) -> Response | None:
     """403 JSON-RPC error when the `Origin` header is not allowed; None otherwise."""
-    origin = request.headers.get("origin")
+    origin = header(request, "origin")
     if origin_allowed(origin, allowed):
         return None
     return rpc_error(403, INVALID_REQUEST, f"Forbidden: Origin '{origin}' is not allowed")
@@ -103,11 +134,11 @@ def check_origin(request: Request, allowed: tuple[str, ...]) -> Response | None:
 def check_post_headers(request: Request) -> Response | None:
     """415 unless the body is declared `application/json`; 406 when `Accept` admits
     neither JSON nor SSE. None when the POST may proceed."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = header(request, "content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         return rpc_error(415, INVALID_REQUEST,
                          "Unsupported Media Type: Content-Type must be application/json")
-    accept = request.headers.get("accept", "").lower()
+    accept = header(request, "accept", "").lower()
     if accept and not any(kind in accept for kind in
                           ("application/json", "text/event-stream", "*/*", "application/*")):
         return rpc_error(406, INVALID_REQUEST, "Not Acceptable: Accept must admit "

@@ -29,7 +29,7 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.asgi import read_limited_body
+from shared.asgi import header, read_limited_body
 from shared.errors import PayloadTooLargeError
 from shared.models import Server
 
@@ -37,7 +37,7 @@ from gateway.events import GET_STREAM
 from gateway.http import accepts_sse, rpc_error
 from gateway.jsonrpc import (INVALID_REQUEST, SESSION_NOT_FOUND, Message, MessageError,
                              is_request, parse_payload)
-from gateway.sessions import Session, SessionGoneError, sse_events
+from gateway.sessions import AnswerMode, Session, SessionGoneError, sse_events
 from gateway.streamable_http import PackageEndpoint
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class LegacySseEndpoint:
         session_id = request.query_params.get(SESSION_PARAM)
         if not session_id:
             return rpc_error(400, INVALID_REQUEST, f"Bad Request: '{SESSION_PARAM}' is required")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = header(request, "content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return rpc_error(415, INVALID_REQUEST,
                              "Unsupported Media Type: Content-Type must be application/json")
@@ -104,7 +104,7 @@ async def _relay(session: Session, message: Message) -> Response | None:
     error) reach the session's stream. Returns the error response, if any."""
     try:
         if is_request(message):
-            session.begin(message, streaming=True)
+            session.begin(message, AnswerMode.SSE)
         await session.send(message)
     except SessionGoneError:
         return rpc_error(404, SESSION_NOT_FOUND, "Session not found")

@@ -32,6 +32,9 @@ class GatewayMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # labelled children by (server, method, tool, outcome): no more keys than the
+        # registry holds series already
+        self._series: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
         self.requests = Counter("mcpaas_gateway_requests", "MCP requests relayed",
                                 ["server", "method", "tool", "outcome"], registry=r)
         self.latency = Histogram("mcpaas_gateway_request_seconds",
@@ -51,8 +54,13 @@ class GatewayMetrics:
     def observe(self, server: str, request: Message, seconds: float, outcome: str) -> None:
         """Count one request/response round trip (`outcome`: ok, error, refused)."""
         method, tool = labels_of(request)
-        self.requests.labels(server, method, tool, outcome).inc()
-        self.latency.labels(server, method, tool).observe(seconds)
+        key = (server, method, tool, outcome)
+        series = self._series.get(key)
+        if series is None:  # `labels()` validates and locks on every call: once per key
+            series = self._series[key] = (self.requests.labels(*key),
+                                          self.latency.labels(server, method, tool))
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 def labels_of(request: Message) -> tuple[str, str]:

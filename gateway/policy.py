@@ -26,7 +26,7 @@ from shared.models import AccessPolicy, ServerSpec
 
 from gateway.events import EventStore
 from gateway.jsonrpc import Message, id_key, is_response
-from gateway.sessions import Session
+from gateway.sessions import AnswerMode, Session
 
 # Tool-name key of `AccessPolicy.tools` that applies to every tool not named itself.
 ANY_TOOL = "*"
@@ -122,9 +122,9 @@ class GuardedSession(Session):
         """True when `principal` opened this session."""
         return self.owner is not None and self.owner == principal.subject
 
-    def begin(self, request: Message, streaming: bool) -> Any:
+    def begin(self, request: Message, mode: AnswerMode) -> Any:
         """As `Session.begin`, remembering `tools/list` ids whose answers to filter."""
-        waiter = super().begin(request, streaming)
+        waiter = super().begin(request, mode)
         if request.get("method") == "tools/list":
             self._listing.add(id_key(request["id"]))
         return waiter

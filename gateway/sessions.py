@@ -17,6 +17,7 @@ dropped. SSE streams are recorded in a bounded `EventStore` for `Last-Event-ID`.
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import secrets
@@ -55,45 +56,74 @@ class Link(Protocol):
         """Detach from the child (ending it when the session owns it)."""
 
 
+class AnswerMode(enum.Enum):
+    """How the endpoint answers a request (spec: a POSTed request is answered either
+    with one JSON object or with an SSE stream; the client must accept both)."""
+
+    JSON = "json"  # the response only; related messages are skipped
+    SSE = "sse"  # an SSE stream from the start
+    # JSON when the response comes first; an SSE stream as soon as a related message
+    # comes first or `upgrade` is called (a slow request, so it gets a resumable stream)
+    AUTO = "auto"
+
+
 class Waiter:
     """An in-flight client request: receives its related messages and then its response.
 
-    Over SSE (`streaming`) the messages go to the session's event store under stream
-    `r<n>`, which the response closes; in JSON mode to a private queue. With
-    `stream` given (legacy HTTP+SSE: one stream carries everything), they go to that
-    stream, which stays open. `progress_token` is `params._meta.progressToken` of the
-    request, if any.
+    Streamed messages go to the session's event store under stream `r<n>`, which the
+    response closes; with `stream` given (legacy HTTP+SSE: one stream carries
+    everything), to that stream, which stays open. `decided` resolves with the
+    response when it is answered as JSON, or with None once it streams.
+    `progress_token` is `params._meta.progressToken` of the request, if any.
     """
 
-    def __init__(self, request: Message, streaming: bool, events: EventStore,
+    def __init__(self, request: Message, mode: AnswerMode, events: EventStore,
                  stream: str | None = None) -> None:
         self.request_id = request["id"]
-        self.streaming = streaming or stream is not None
+        # a streaming waiter may receive related messages (routing prefers it)
+        self.streaming = mode is not AnswerMode.JSON or stream is not None
         meta = (request.get("params") or {}).get("_meta") or {}
         self.progress_token = meta.get("progressToken") if isinstance(meta, dict) else None
         self.order = next(_sequence)
         self._own_stream = stream is None
         self.stream = f"r{self.order}" if stream is None else stream
         self._events = events
-        self._queue: asyncio.Queue[tuple[Message, bool]] = asyncio.Queue()
-        if streaming and self._own_stream:
-            events.open(self.stream)
+        self.decided: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+        self._open = False
+        if stream is not None or mode is AnswerMode.SSE:
+            self._open_stream()
+
+    def _open_stream(self) -> None:
+        if self._own_stream:
+            self._events.open(self.stream)
+        self._open = True
+        if not self.decided.done():
+            self.decided.set_result(None)
+
+    def upgrade(self) -> None:
+        """Answer with an SSE stream from now on (no-op once decided)."""
+        if self.streaming and not self.decided.done():
+            self._open_stream()
 
     def put(self, message: Message, final: bool = False) -> None:
-        """Queue a message; `final` marks the response that ends the request."""
-        if not self.streaming:
-            self._queue.put_nowait((message, final))
-            return
+        """Deliver a message; `final` marks the response that ends the request."""
+        if not self._open:
+            if final:
+                if not self.decided.done():
+                    self.decided.set_result(message)
+                return
+            if not self.streaming:
+                return  # JSON mode: related messages have no stream to go to
+            self._open_stream()
         self._events.append(self.stream, message)
         if final and self._own_stream:
             self._events.close(self.stream)
 
     async def response(self) -> Message:
-        """JSON answer mode: the response only; related messages are skipped."""
-        while True:
-            message, final = await self._queue.get()
-            if final:
-                return message
+        """JSON answer mode: the response."""
+        reply = await self.decided
+        assert reply is not None, "a JSON-mode waiter never streams"
+        return reply
 
 
 class Session:
@@ -125,7 +155,7 @@ class Session:
         return bool(self._pending) or self.events.attached(GET_STREAM)
 
     # -- client -> child -------------------------------------------------------------
-    def begin(self, request: Message, streaming: bool) -> Waiter:
+    def begin(self, request: Message, mode: AnswerMode) -> Waiter:
         """Register an in-flight request before it is sent. Raises ValueError on a
         duplicate id, SessionGoneError if the session has ended."""
         if self.closed:
@@ -135,7 +165,7 @@ class Session:
             raise ValueError(f"request id {request['id']!r} is already in flight")
         self.last_active = time.monotonic()
         stream = GET_STREAM if self.single_stream else None
-        waiter = self._pending[key] = Waiter(request, streaming, self.events, stream)
+        waiter = self._pending[key] = Waiter(request, mode, self.events, stream)
         return waiter
 
     def abandon(self, waiter: Waiter) -> None:

@@ -7,9 +7,12 @@ Spec: https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#
   limit 413). `initialize` without `Mcp-Session-Id` opens a session (503 with
   `Retry-After` at the server's session cap; the server is provisioned first); any other
   message needs the header (400 without, 404 when unknown or ended). Notifications and
-  responses answer 202. A request answers `text/event-stream` when the client accepts
-  it (related messages, then the response; every event has an id) or
-  `application/json` (the response only).
+  responses answer 202. A request of a client that accepts only `application/json`
+  gets the response only. One that accepts `text/event-stream` too gets plain JSON when
+  the response is the first message for it and comes within `stream_after` seconds
+  (the common, fast case: an SSE stream costs the gateway several times more per call);
+  otherwise an SSE stream (related messages, then the response; every event has an id,
+  so a slow request's stream is resumable). `stream_after` 0 answers SSE always.
 - A batch array is accepted under protocol version 2025-03-26 (answered as a JSON array,
   202 when it holds no request) and refused with 400 / -32600 under later versions.
 - GET with a session opens the standalone SSE stream; with `Last-Event-ID` it resumes
@@ -28,16 +31,16 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.asgi import read_limited_body
+from shared.asgi import header
 from shared.errors import PayloadTooLargeError
 from shared.models import Server
 
 from gateway.http import (BATCH_VERSIONS, SESSION_HEADER, accepts_sse, check_post_headers,
-                          check_protocol_version, request_version, rpc_error)
+                          check_protocol_version, read_payload, request_version, rpc_error)
 from gateway.jsonrpc import (INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND, Message,
-                             MessageError, dumps, error_response, is_request, parse_payload)
+                             MessageError, dumps, error_response, is_request)
 from gateway.metrics import METRICS
-from gateway.sessions import Session, SessionGoneError, Waiter, sse_events
+from gateway.sessions import AnswerMode, Session, SessionGoneError, Waiter, sse_events
 from gateway.supervisor import AtCapacityError, SessionRegistry
 
 log = logging.getLogger(__name__)
@@ -65,13 +68,17 @@ class PackageEndpoint:
         max_body_bytes: largest accepted POST body (413 beyond it).
         prepare: awaited before a session of a server opens (just-in-time
             provisioning); raises ProvisionFailedError.
+        stream_after: seconds (0: never) within which a request of a client that
+            accepts both answer kinds is answered as plain JSON, if its response comes
+            first; see the module docstring.
     """
 
     def __init__(self, sessions: SessionRegistry, max_body_bytes: int,
-                 prepare: Prepare | None = None) -> None:
+                 prepare: Prepare | None = None, stream_after: float = 1.0) -> None:
         self.sessions = sessions
         self.max_body_bytes = max_body_bytes
         self.prepare = prepare
+        self.stream_after = stream_after
 
     async def handle(self, request: Request, server: Server) -> Response:
         """Dispatch by HTTP method; other methods answer 405."""
@@ -90,13 +97,12 @@ class PackageEndpoint:
         if (bad := check_post_headers(request)) is not None:
             return bad
         try:
-            body = await read_limited_body(request, self.max_body_bytes)
-            payload = parse_payload(body)
+            payload = await read_payload(request, self.max_body_bytes)
         except PayloadTooLargeError as exc:
             return rpc_error(413, INVALID_REQUEST, f"Payload Too Large: {exc}")
         except MessageError as exc:
             return rpc_error(400, exc.code, exc.message)
-        session_id = request.headers.get(SESSION_HEADER)
+        session_id = header(request, SESSION_HEADER)
         if isinstance(payload, list):
             return await self._batch(request, server, payload)
         message = payload
@@ -151,60 +157,72 @@ class PackageEndpoint:
             return session
         # The whole handshake is awaited before answering, so a child that fails to
         # initialize never hands the client a session id.
-        reply = await self._call(session, message)
+        _, reply = await self._call(session, message)
+        assert reply is not None
         if "error" in reply:
             await session.terminate()
             return JSONResponse(reply)
         headers = {SESSION_HEADER: session.id}
-        if accepts_sse(request):
+        if self._mode(request) is AnswerMode.SSE:
             return EventSourceResponse(_once(reply), headers=headers)
         return JSONResponse(reply, headers=headers)
 
-    async def _call(self, session: Session, message: Message) -> Message:
-        """Send one request in JSON mode and await its response (errors included)."""
-        waiter = session.begin(message, streaming=False)
+    def _mode(self, request: Request) -> AnswerMode:
+        if not accepts_sse(request):
+            return AnswerMode.JSON
+        return AnswerMode.AUTO if self.stream_after > 0 else AnswerMode.SSE
+
+    async def _call(self, session: Session, message: Message,
+                    mode: AnswerMode = AnswerMode.JSON) -> tuple[Waiter, Message | None]:
+        """Send one request and await how it is answered: its response (errors
+        included), or None once it is answered as an SSE stream (modes SSE, AUTO).
+
+        Raises ValueError (its id is in flight already), SessionGoneError (ended before).
+        """
+        waiter = session.begin(message, mode)
         started = time.perf_counter()
         try:
             await session.send(message)
         except SessionGoneError:
             session.abandon(waiter)
-            return error_response(message["id"], INTERNAL_ERROR, "session ended")
+            return waiter, error_response(message["id"], INTERNAL_ERROR, "session ended")
+        # a request still unanswered after `stream_after` gets a resumable SSE stream
+        timer = (asyncio.get_running_loop().call_later(self.stream_after, waiter.upgrade)
+                 if mode is AnswerMode.AUTO else None)
         try:
-            reply = await waiter.response()
-        finally:
+            reply = await waiter.decided
+        except BaseException:
             session.abandon(waiter)
-        METRICS.observe(session.server, message, time.perf_counter() - started,
-                        "error" if "error" in reply else "ok")
-        return reply
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if reply is not None:
+            METRICS.observe(session.server, message, time.perf_counter() - started,
+                            "error" if "error" in reply else "ok")
+        return waiter, reply
 
     async def _relay(self, request: Request, session: Session, message: Message) -> Response:
-        headers = {SESSION_HEADER: session.id}
-        if not accepts_sse(request):
-            try:
-                reply = await self._call(session, message)
-            except ValueError as exc:
-                return _bad_request(str(exc), message["id"])
-            return JSONResponse(reply, headers=headers)
+        started = time.perf_counter()
         try:
-            waiter = session.begin(message, streaming=True)
+            waiter, reply = await self._call(session, message, self._mode(request))
         except ValueError as exc:
             return _bad_request(str(exc), message["id"])
         except SessionGoneError:
             return _session_not_found(message["id"])
-        try:
-            await session.send(message)
-        except SessionGoneError:
-            session.fail_pending("session ended")
-        return EventSourceResponse(_timed(session, waiter, message), headers=headers)
+        headers = {SESSION_HEADER: session.id}
+        if reply is not None:
+            return JSONResponse(reply, headers=headers)
+        return EventSourceResponse(_timed(session, waiter, message, started), headers=headers)
 
     async def _batch(self, request: Request, server: Server, batch: list[Message]) -> Response:
-        session = self.sessions.get(request.headers.get(SESSION_HEADER, ""), server.name)
+        session = self.sessions.get(header(request, SESSION_HEADER, ""), server.name)
         version = request_version(request, session.protocol_version if session else None)
         if version not in BATCH_VERSIONS:
             return _bad_request(f"JSON-RPC batches are not supported in protocol version {version}")
         if any(m.get("method") == "initialize" for m in batch):
             return _bad_request("initialize must not be part of a batch")
-        if not request.headers.get(SESSION_HEADER):
+        if not header(request, SESSION_HEADER):
             return _bad_request("Mcp-Session-Id header is required")
         if session is None:
             return _session_not_found()
@@ -213,7 +231,7 @@ class PackageEndpoint:
             for item in batch:
                 if not is_request(item):
                     await session.send(item)
-            replies = await asyncio.gather(*(self._call(session, m) for m in requests))
+            answers = await asyncio.gather(*(self._call(session, m) for m in requests))
         except SessionGoneError:
             return _session_not_found()
         except ValueError as exc:
@@ -221,11 +239,11 @@ class PackageEndpoint:
         headers = {SESSION_HEADER: session.id}
         if not requests:
             return Response(status_code=202, headers=headers)
-        return JSONResponse(list(replies), headers=headers)
+        return JSONResponse([reply for _, reply in answers], headers=headers)
 
     def _session_of(self, request: Request, server: Server) -> Session | Response:
         """The session named by `Mcp-Session-Id`, or the 400/404 response to send instead."""
-        session_id = request.headers.get(SESSION_HEADER)
+        session_id = header(request, SESSION_HEADER)
         if not session_id:
             return _bad_request("Mcp-Session-Id header is required")
         session = self.sessions.get(session_id, server.name)
@@ -240,7 +258,7 @@ class PackageEndpoint:
         if isinstance(session, Response):
             return session
         try:
-            events = session.get_stream(request.headers.get("last-event-id"))
+            events = session.get_stream(header(request, "last-event-id"))
         except SessionGoneError:
             return _session_not_found()
         except ValueError as exc:
@@ -262,12 +280,11 @@ async def _once(message: Message) -> AsyncIterator[dict[str, str]]:
     yield {"event": "message", "data": dumps(message)}
 
 
-async def _timed(session: Session, waiter: Waiter,
-                 message: Message) -> AsyncIterator[dict[str, str]]:
+async def _timed(session: Session, waiter: Waiter, message: Message,
+                 started: float) -> AsyncIterator[dict[str, str]]:
     """The request's SSE stream; its latency is observed when the response went out.
     A client that disconnects early leaves the request running: disconnecting is not
     cancellation (spec), and the rest stays in the event store for `Last-Event-ID`."""
-    started = time.perf_counter()
     async for event in sse_events(session.events, waiter.stream, 0):
         yield event
     METRICS.observe(session.server, message, time.perf_counter() - started, "ok")

@@ -31,6 +31,7 @@ import re
 
 from starlette.requests import Request
 
+from shared.asgi import header
 from shared.auth.principal import Principal
 from shared.auth.service import PROBE_SCOPE_VALUE, is_control_plane
 from shared.models import Server, Tenancy, TenancyModel
@@ -57,7 +58,7 @@ def env_name(param: str) -> str:
 def requested(request: Request) -> dict[str, str]:
     """`param=value` pairs of the `MCPaaS-Scope` header (malformed items ignored)."""
     pairs: dict[str, str] = {}
-    for item in request.headers.get(SCOPE_HEADER, "").split(","):
+    for item in header(request, SCOPE_HEADER, "").split(","):
         param, sep, value = item.partition("=")
         if sep and param.strip():
             pairs[param.strip()] = value.strip()

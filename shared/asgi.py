@@ -6,6 +6,25 @@ from starlette.requests import Request
 
 from shared.errors import PayloadTooLargeError
 
+# scope key of the request's headers as a dict (built once per request)
+_HEADERS_KEY = "mcpaas.headers"
+
+
+def header(request: Request, name: str, default: str | None = None) -> str | None:
+    """The value of request header `name` (lowercase; the first one when repeated).
+
+    Starlette's `request.headers.get` scans the raw header list on every call; a hot
+    path asks for a dozen headers per request, so they are decoded into a dict once
+    (ASGI header names are lowercase already).
+    """
+    table = request.scope.get(_HEADERS_KEY)
+    if table is None:
+        table = {}
+        for key, value in request.scope["headers"]:
+            table.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+        request.scope[_HEADERS_KEY] = table
+    return table.get(name, default)
+
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
     """The request body, never buffering more than `limit` bytes.
@@ -13,7 +32,7 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     Raises:
         PayloadTooLargeError: Content-Length or the streamed body exceeds `limit`.
     """
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
     chunks: list[bytes] = []

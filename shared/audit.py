@@ -11,8 +11,10 @@ platform outage.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import uuid
+import random
+import time
 from collections import deque
 from datetime import datetime
 from typing import Any
@@ -23,12 +25,23 @@ from shared.models import utc_now
 from shared.store.port import Document, DocumentStore
 
 log = logging.getLogger("mcpaas.audit")
+# records per store call: one SQLite transaction instead of a commit per record
+BATCH = 256
+
+
+def record_id() -> str:
+    """A unique id that sorts by creation time: 16 hex digits of nanoseconds since the
+    epoch, then 12 random ones. Appended records then land at the end of the store's
+    index instead of at random places (a random id rewrote a random index page per
+    record in SQLite)."""
+    # `random`, not `secrets`: uniqueness is all this needs, without a syscall per record
+    return f"{time.time_ns():016x}{random.getrandbits(48):012x}"
 
 
 def invocation(*, server: str, actor: str, method: str, tool: str | None, latency_ms: float,
                result: str, trace_id: str = "") -> Document:
     """One `invocations` document: who called what on which server, how long, with what result."""
-    return {"id": uuid.uuid4().hex, "server": server, "actor": actor, "method": method, "tool": tool,
+    return {"id": record_id(), "server": server, "actor": actor, "method": method, "tool": tool,
             "latency_ms": round(latency_ms, 3), "result": result, "trace_id": trace_id,
             "time": utc_now().isoformat()}
 
@@ -68,24 +81,27 @@ class AuditBuffer:
         return len(self._pending)
 
     async def run(self) -> None:
-        """Write queued records until cancelled; retries failed writes with backoff."""
+        """Write queued records, up to `BATCH` per store call, until cancelled; retries
+        failed writes with backoff."""
         backoff = 0.05
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                doc = self._pending[0]
+                batch = list(itertools.islice(self._pending, BATCH))
                 try:
-                    await anyio.to_thread.run_sync(self._store.upsert, self._container, doc)
-                except Exception as error:  # the store is down: keep the record, retry later
+                    await anyio.to_thread.run_sync(self._store.upsert_many, self._container, batch)
+                except Exception as error:  # the store is down: keep the records, retry later
                     log.warning("audit write failed (%s); %d pending, retrying in %.2fs",
                                 type(error).__name__, len(self._pending), backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
                 backoff = 0.05
-                if self._pending and self._pending[0] is doc:
-                    self._pending.popleft()
+                # records dropped for capacity meanwhile left from the front already
+                for doc in batch:
+                    if self._pending and self._pending[0] is doc:
+                        self._pending.popleft()
 
     async def drain(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued record is written; False on timeout."""

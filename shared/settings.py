@@ -28,6 +28,12 @@ class Settings(BaseSettings):
             per-server working directories (default ``.mcpaas`` under the cwd).
         api_host / api_port: where devhost serves the control plane (``/api``).
         gateway_host / gateway_port: where the gateway serves MCP traffic.
+        gateway_stream_after_seconds: a request of a client that accepts JSON and SSE is
+            answered as plain JSON when its response comes within this many seconds and
+            before any related message; else as a resumable SSE stream. 0: SSE always.
+        gateway_access_log: one uvicorn log line per HTTP request (off by default: every
+            MCP request is in the `invocations` audit and the metrics already, and the
+            extra line costs throughput).
         gateway_url: base URL the control plane uses to reach the gateway
             (defaults to ``http://{gateway_host}:{gateway_port}``).
         api_url: base URL clients use to reach the control plane.
@@ -64,7 +70,7 @@ class Settings(BaseSettings):
             sends there with Entra ID auth instead of to devhost's local queue.
         auth_mode: how callers authenticate (issue 4): ``local`` (embedded issuer whose
             RSA key is ``auth_key_path``; the default), ``entra`` (Entra ID access tokens)
-            or ``none`` (protocol test rigs only; logs a warning on every request).
+            or ``none`` (protocol test rigs only; logs a warning at start).
         entra_jwks_url: the tenant's JWKS (``https://login.microsoftonline.com/<tid>/discovery/v2.0/keys``).
         entra_issuers / entra_audiences: accepted ``iss`` and ``aud`` values.
         entra_allowed_clients: accepted ``azp``/``appid`` values; empty admits any client.
@@ -92,6 +98,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=7071, ge=1, le=65535)
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=1, le=65535)
+    gateway_access_log: bool = False
     gateway_url_override: str | None = Field(default=None, alias="MCPAAS_GATEWAY_URL")
     api_url_override: str | None = Field(default=None, alias="MCPAAS_API_URL")
     max_body_bytes: int = 1024 * 1024
@@ -110,6 +117,7 @@ class Settings(BaseSettings):
     gateway_session_idle_seconds: float = Field(default=1800.0, gt=0)
     gateway_max_sessions_per_server: int = Field(default=64, ge=1)
     gateway_warm_pool_size: int = Field(default=0, ge=0)
+    gateway_stream_after_seconds: float = Field(default=1.0, ge=0)
     redis_url: str | None = None
     # storage adapters (issue 6): only adapter selection may depend on these
     store: Literal["sqlite", "cosmos"] = "sqlite"

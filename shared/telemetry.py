@@ -4,8 +4,10 @@ Exporter choice, decided once per process by `configure_telemetry`:
 - `APPLICATIONINSIGHTS_CONNECTION_STRING` set: Azure Monitor through
   `azure-monitor-opentelemetry` (https://learn.microsoft.com/azure/azure-monitor/app/opentelemetry-enable?tabs=python);
 - else `OTEL_EXPORTER_OTLP_ENDPOINT` set: OTLP over HTTP;
-- else spans are still created (so logs carry trace ids) and printed to the console
-  only when `MCPAAS_TELEMETRY_CONSOLE=true`.
+- else spans are printed to the console when `MCPAAS_TELEMETRY_CONSOLE=true`;
+- else spans are not recorded (sampler ALWAYS_OFF) but still carry ids, so logs have
+  trace ids and the W3C context propagates (as not sampled: a downstream process
+  that exports then drops them, ParentBased).
 Logs are JSON lines (python-json-logger) carrying `trace_id` and `span_id` of the
 current span. Context crosses process boundaries as W3C `traceparent` headers
 (`inject_headers` / `extract_context`), https://www.w3.org/TR/trace-context/.
@@ -23,6 +25,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from pythonjsonlogger.json import JsonFormatter
 
 _configured: str | None = None
@@ -82,6 +85,10 @@ def configure_telemetry(service_name: str, *, environ: Mapping[str, str] | None 
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
             _configured = "console"
         else:
+            # Nothing exports spans, so none is recorded: unsampled spans still get ids
+            # (logs carry trace ids, the caller's trace id continues, children get
+            # TRACEPARENT) at a fraction of a recorded span's cost per request.
+            provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
             _configured = "none"
         trace.set_tracer_provider(provider)
     root = logging.getLogger()
@@ -102,6 +109,10 @@ def extract_context(headers: Mapping[str, str]) -> otel_context.Context:
     return propagate.extract({key.lower(): value for key, value in headers.items()})
 
 
+# W3C trace context and baggage (the default propagators); ASGI names are lowercase
+_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
 class TraceMiddleware:
     """ASGI middleware: one server span per HTTP request, continuing the caller's trace.
 
@@ -117,9 +128,11 @@ class TraceMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", [])}
+        # only the propagation headers: decoding every header costs on each request
+        headers = {key.decode("latin-1"): value.decode("latin-1")
+                   for key, value in scope.get("headers", []) if key in _PROPAGATION_HEADERS}
         with self._tracer.start_as_current_span(f"{scope['method']} {scope['path']}",
-                                                context=extract_context(headers),
+                                                context=propagate.extract(headers),
                                                 kind=trace.SpanKind.SERVER):
             await self.app(scope, receive, send)
 

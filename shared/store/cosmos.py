@@ -191,6 +191,14 @@ class CosmosDocumentStore:
         with _errors(container, doc["id"]):
             return _returned(self._container(container).upsert_item(_body(doc)))
 
+    def upsert_many(self, container: str, docs: list[Document]) -> None:
+        """Upsert `docs` one by one after validating all (a transactional batch would
+        need one partition key, and audit records span servers)."""
+        for doc in docs:
+            _partition_value(container, doc)
+        for doc in docs:
+            self.upsert(container, doc)
+
     def delete(self, container: str, doc_id: str, partition_key: str,
                if_match: str | None = None) -> None:
         """Remove the document; NotFoundError if absent, ConflictError on etag mismatch."""

@@ -49,6 +49,11 @@ class DocumentStore(Protocol):
     def upsert(self, container: str, doc: Document) -> Document:
         """Insert or overwrite unconditionally (for idempotent, last-writer-wins data)."""
 
+    def upsert_many(self, container: str, docs: list[Document]) -> None:
+        """`upsert` each of `docs` (append-heavy data such as audit records). Every
+        document is validated before any is written (ValueError); a store failure part
+        way may leave some written, which a retry of the same list makes whole."""
+
     def delete(self, container: str, doc_id: str, partition_key: str,
                if_match: str | None = None) -> None:
         """Remove the document. NotFoundError if absent; ConflictError on etag mismatch."""

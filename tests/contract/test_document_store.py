@@ -139,3 +139,18 @@ def test_concurrent_replace_with_stale_etag_after_a_winner_conflicts(store):
         t.join()
     assert len(errors) == 4 and all(isinstance(e, ConflictError) for e in errors)
     assert store.read("servers", "a", "a") == winner
+
+
+def test_upsert_many_writes_and_overwrites_every_document(store):
+    store.create("invocations", {"id": "i0", "server": "echo", "n": 0})
+    store.upsert_many("invocations", [{"id": f"i{n}", "server": "echo" if n % 2 == 0 else "time", "n": n + 10}
+                                      for n in range(5)])
+    got = {d["id"]: d["n"] for d in store.query("invocations")}
+    assert got == {f"i{n}": n + 10 for n in range(5)}
+    assert store.read("invocations", "i1", "time")["_etag"]
+
+
+def test_upsert_many_validates_every_document_before_writing_any(store):
+    with pytest.raises(ValueError):
+        store.upsert_many("invocations", [{"id": "ok", "server": "echo"}, {"id": "no-partition-key"}])
+    assert store.query("invocations") == []

@@ -24,10 +24,10 @@ class FlakyStore:
     def __init__(self, inner):
         self.inner, self.down = inner, False
 
-    def upsert(self, container, doc):
+    def upsert_many(self, container, docs):
         if self.down:
             raise ConnectionError("store unavailable")
-        return self.inner.upsert(container, doc)
+        self.inner.upsert_many(container, docs)
 
 
 async def test_records_written_after_a_store_outage(store):
@@ -67,3 +67,10 @@ def test_query_filters_and_pages(store):
     assert query_audit(store, since=utc_now() + timedelta(minutes=1))[0] == []
     with pytest.raises(ValueError):
         query_audit(store, limit=0)
+
+
+def test_invocation_ids_are_unique_and_sort_by_time():
+    ids = [invocation(server="s", actor="a", method="ping", tool=None, latency_ms=0, result="200")["id"]
+           for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert [i[:16] for i in ids] == sorted(i[:16] for i in ids)

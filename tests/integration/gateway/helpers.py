@@ -30,7 +30,10 @@ class ThreadedServer:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on",
+        # asyncio's loop: uvloop refuses to spawn children from two loops of one
+        # process at once ("Racing with another loop"), and tests run two replicas
+        # in threads; the gateway process itself runs one loop (uvloop; e2e tests).
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio",
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run,

@@ -142,7 +142,21 @@ async def test_json_answer_mode_and_notifications(gateway: GatewayUnderTest) -> 
         await http.delete(url, headers=session_headers(session_id))
 
 
-async def test_sse_answer_mode(gateway: GatewayUnderTest) -> None:
+async def test_a_fast_answer_is_plain_json_even_when_sse_is_accepted(gateway: GatewayUnderTest) -> None:
+    gateway.put(echo_spec())
+    url = gateway.mcp_url("echo")
+    async with httpx.AsyncClient() as http:
+        session_id = await open_session(http, url)
+        headers = {**session_headers(session_id), **BOTH}
+        reply = await http.post(url, json=tools_list(7), headers=headers)
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("application/json")
+        assert reply.json()["id"] == 7 and reply.json()["result"]["tools"]
+        await http.delete(url, headers=session_headers(session_id))
+
+
+async def test_sse_answer_mode(make_gateway) -> None:
+    gateway = make_gateway(gateway_stream_after_seconds=0)
     gateway.put(echo_spec())
     url = gateway.mcp_url("echo")
     async with httpx.AsyncClient() as http:

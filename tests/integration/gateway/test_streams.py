@@ -22,8 +22,9 @@ pytestmark = pytest.mark.asyncio
 
 # On tools/call: progress + log notification, a server->client request, then (after the
 # client answered it) the result. On ping: a list_changed notification, then the result.
+# On tools/list: the result after 0.6 s.
 CHATTY = '''
-import json, sys
+import json, sys, time
 def send(msg):
     print(json.dumps(msg), flush=True)
 call = None
@@ -48,6 +49,9 @@ for line in sys.stdin:
     elif method == "ping":
         send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
         send({"jsonrpc": "2.0", "id": msg["id"], "result": {}})
+    elif method == "tools/list":  # slow, and nothing related before the answer
+        time.sleep(0.6)
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": []}})
 '''
 
 
@@ -94,7 +98,8 @@ async def test_unrelated_notifications_go_to_the_get_stream(chatty: str) -> None
             assert second.status_code == 409
             ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
             reply = await http.post(chatty, json=ping, headers={**headers, **BOTH})
-            assert _events(reply.text.splitlines()) == [{"jsonrpc": "2.0", "id": 3, "result": {}}]
+            # the list_changed is no part of the ping: the ping is answered as plain JSON
+            assert reply.json() == {"jsonrpc": "2.0", "id": 3, "result": {}}
             lines = stream.aiter_lines()
             async with asyncio.timeout(5):
                 while not (line := await anext(lines)).startswith("data:"):
@@ -105,6 +110,29 @@ async def test_unrelated_notifications_go_to_the_get_stream(chatty: str) -> None
             async with asyncio.timeout(5):  # the GET stream ends with the session
                 rest = [line async for line in lines]
             assert not any(line.startswith("data:") for line in rest)
+
+
+async def test_a_slow_answer_gets_a_resumable_stream(make_gateway, tmp_path: Path) -> None:
+    gateway = make_gateway(gateway_stream_after_seconds=0.1)
+    script = tmp_path / "chatty.py"
+    script.write_text(CHATTY)
+    gateway.put(script_spec("chatty", script))
+    url = gateway.mcp_url("chatty")
+    async with httpx.AsyncClient() as http:
+        session_id = await open_session(http, url)
+        headers = {**session_headers(session_id), **BOTH}
+        listing = {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}
+        async with http.stream("POST", url, json=listing, headers=headers) as reply:
+            # the headers come after stream_after, long before the answer
+            assert reply.headers["content-type"].startswith("text/event-stream")
+            lines = [line async for line in reply.aiter_lines()]
+        ids = [line[3:].strip() for line in lines if line.startswith("id:")]
+        assert _events(lines) == [{"jsonrpc": "2.0", "id": 4, "result": {"tools": []}}]
+        assert len(ids) == 1
+        # resumable: the event is in the session's event store under its id's stream
+        stream = ids[0].rpartition(":")[0]
+        replay = await http.get(url, headers={**headers, "last-event-id": f"{stream}:0"})
+        assert _events(replay.text.splitlines()) == _events(lines)
 
 
 async def test_shutdown_ends_every_child(tmp_path: Path) -> None:

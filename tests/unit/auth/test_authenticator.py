@@ -34,13 +34,19 @@ def test_missing_or_bad_credentials_are_401(parts, header):
         parts[2].authenticate(header)
 
 
-def test_mode_none_warns_on_every_request_and_grants_admin(tmp_path, caplog):
+def test_mode_none_warns_at_start_and_then_each_minute_with_a_count(tmp_path, caplog, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("shared.auth.authenticator.time.monotonic", lambda: clock[0])
     with caplog.at_level(logging.WARNING, logger="mcpaas.auth"):
         auth = Authenticator(AuthMode.NONE, None, SQLiteDocumentStore(tmp_path / "s.sqlite"))
         principal = auth.authenticate(None)
         auth.authenticate(None)
+        clock[0] += 61
+        auth.authenticate(None)
+        auth.authenticate(None)
     assert principal.roles == {Role.ADMIN}
-    assert len([r for r in caplog.records if "none" in r.getMessage()]) == 3
+    warnings = [r.getMessage() for r in caplog.records if "none" in r.getMessage()]
+    assert len(warnings) == 2 and warnings[1].startswith("3 requests accepted without authentication")
 
 
 def test_credentials_never_reach_the_logs(parts, caplog):
