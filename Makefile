@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench bench-gateway clean
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -42,5 +42,14 @@ test: install
 bench: install
 	$(PY) bench/deploy_and_call.py
 
+# The gateway against its peers (issue 3): wrk drives the load; mcp-proxy pins mcp<2, so
+# it gets a venv of its own.
+PEERS_VENV := .venv-peers
+bench-gateway: install
+	@command -v wrk >/dev/null || { echo "bench-gateway needs wrk: apt-get install -y wrk"; exit 1; }
+	test -x $(PEERS_VENV)/bin/mcp-proxy || { $(PYTHON) -m venv $(PEERS_VENV) && \
+		$(PEERS_VENV)/bin/python -m pip install --quiet mcp-proxy==0.13.0; }
+	$(PY) bench/gateway.py
+
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) node_modules .mcpaas
+	rm -rf $(VENV) $(TOOLS_VENV) $(PEERS_VENV) node_modules .mcpaas

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import uvicorn
@@ -17,11 +18,26 @@ from gateway.app import create_app
 GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
+# Cyclic-GC thresholds for the request path: each relayed call allocates a few hundred
+# short-lived objects, so CPython's default first generation (700) was collected every
+# couple of calls; at these values the gateway spent ~6% less CPU per call
+# (bench/gateway.py, c=16 isolated). Reference counting still frees nearly everything.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Freeze what start-up allocated (modules, models, settings: never garbage, and no
+    longer scanned by every full collection) and raise the collection thresholds."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main() -> None:
     """Run the gateway until SIGINT/SIGTERM."""
     configure_telemetry("mcpaas-gateway", level=logging.INFO)
     settings = get_settings()
     app = create_app(settings, open_store(settings))
+    tune_gc()
     # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, log_config=None,

@@ -92,12 +92,15 @@ class IsolatedLink:
             self._handshake = message
         elif method == "notifications/initialized":
             self._initialized = message
-        async with self._lock:
-            if self._closing:
-                raise SessionGoneError(self.session.id)
-            if self._child is None:
-                await self._respawn()
-            child = self._child
+        child = self._child
+        # the common case (a live child, no respawn under way) needs no lock
+        if child is None or self._closing or self._lock.locked():
+            async with self._lock:
+                if self._closing:
+                    raise SessionGoneError(self.session.id)
+                if self._child is None:
+                    await self._respawn()
+                child = self._child
         assert child is not None
         try:
             await child.send(message)

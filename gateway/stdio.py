@@ -68,7 +68,6 @@ class StdioChild:
         self.on_exit = on_exit
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._write_lock = asyncio.Lock()
         self._stderr: asyncio.Task[None] | None = None
         self.log_file = self.workdir / LOG_NAME
 
@@ -104,12 +103,13 @@ class StdioChild:
             ConnectionError: the child's stdin is closed (the child is exiting).
         """
         assert self._proc is not None and self._proc.stdin is not None
-        data = (dumps(message) + "\n").encode()
-        async with self._write_lock:  # keep concurrent writers from interleaving lines
-            if self._proc.stdin.is_closing():
-                raise ConnectionError("server process stdin is closed")
-            self._proc.stdin.write(data)
-            await self._proc.stdin.drain()
+        stdin = self._proc.stdin
+        if stdin.is_closing():
+            raise ConnectionError("server process stdin is closed")
+        # One write() per line: the transport buffers it whole, so concurrent senders
+        # cannot interleave lines and need no lock; drain() only waits out backpressure.
+        stdin.write((dumps(message) + "\n").encode())
+        await stdin.drain()
 
     async def _read_stdout(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
