@@ -1,369 +1,349 @@
-"""Gateway benchmark (issue 3, "Measure"): server-everything's `echo` tool through the
-gateway and its peers, all in one run, loopback only, bounded request counts.
+"""Gateway benchmark (issue 3, "Measure"): server-everything's `echo` tool through this
+gateway and its peers, all in one run, loopback only, bounded in time.
 
-Targets (each a Streamable HTTP endpoint on 127.0.0.1):
+Targets (each a Streamable HTTP endpoint on 127.0.0.1, started by bench/targets.py):
   isolated     this gateway, session mode `isolated` (a child per session)
   shared       this gateway, session mode `shared` (one child for all sessions)
   supergateway `supergateway --stateful` from npm (a child per session)
   mcp-proxy    `mcp-proxy` from PyPI (one shared child)
   baseline     server-everything's own `streamableHttp` mode (no gateway)
 
-For each target and concurrency (1 and 16), every client opens its own session
-(initialize + initialized), warms up, then times `tools/call echo` one after another;
-printed: p50/p95/p99 latency (ms) and throughput (calls/s), then the ratios the issue
-sets targets for. While the `isolated` target runs at concurrency 16, a poller times
-`GET /servers/everything/status` (FR-017: P95 under 200 ms under load).
+Method. The load comes from wrk (bench/wrk_echo.lua), not from Python: a Python client
+saturates a core by itself near 1000 calls/s and would measure itself. For concurrency
+N (1 and 16) the harness opens N MCP sessions with httpx (initialize +
+notifications/initialized), then runs `wrk -tN -cN`: one thread, one keep-alive
+connection and one session per client, each calling `tools/call echo` back to back. A
+discarded warm-up run (WARMUP_SECONDS) precedes each measured run (--seconds); then
+every session is DELETEd, so the gateway's per-server session cap is never reached.
+Every response must be 200 with a `result`: a run with any failure is flagged loudly
+and left out of the medians.
 
-The client is a thin raw-HTTP JSON-RPC client (httpx), so client overhead is small and
-the same for every target. A peer that is not installed or does not start is reported
-with the reason and skipped; the run goes on.
+Each round starts every target in turn (the gateway process serves both isolated and
+shared), measures c=1 then c=16 and stops it, so targets never share the CPU and the
+machine's noise is spread over all of them round by round. Printed per run:
+throughput (calls/s), p50/p95/p99 latency (ms), and CPU per call (us) of the target's
+process tree, root process vs its children (the stdio servers), from /proc. The summary
+gives the median over rounds and the ratios the issue sets targets for (c=16:
+isolated >= 1.5x supergateway, shared >= mcp-proxy and baseline; c=1: p50 within
+0.5 ms of baseline). While isolated runs at c=16, a poller times
+`GET /servers/everything/status` every 20 ms (FR-017: p95 under 200 ms under load).
 
-Peers: `npm ci` installs supergateway (package.json devDependencies). mcp-proxy pins
-`mcp<2`, which conflicts with this project's `mcp>=2.3`, so it lives in its own venv:
-`python3 -m venv .venv-peers && .venv-peers/bin/pip install mcp-proxy==0.13.0`
-(or point MCPAAS_BENCH_MCP_PROXY at an mcp-proxy binary).
+The gateway runs with auth off and no rate limits, as the peers authenticate nobody
+and limit nothing; bench/auth_overhead.py measures the guard's own cost.
 
-Run: `.venv/bin/python bench/gateway.py [--calls N]`.
+Warm pool (issue 3: "an optional warm pool of pre-spawned children cuts first-call
+latency"): the gateway is started with MCPAAS_GATEWAY_WARM_POOL_SIZE=0 and then =4;
+each time, --pool-sessions new isolated sessions are opened one after another (the pool
+refills in between) and `initialize` and the first `tools/call` are timed.
+
+Needs: wrk (`apt-get install -y wrk`); `npm ci` (server-everything, supergateway).
+mcp-proxy pins `mcp<2`, which conflicts with this project's `mcp>=2.3`, so it lives in
+its own venv: `python3 -m venv .venv-peers && .venv-peers/bin/pip install
+mcp-proxy==0.13.0` (or point MCPAAS_BENCH_MCP_PROXY at an mcp-proxy binary). A peer
+that is missing or does not start is reported and skipped; the run goes on.
+
+Run: `make bench-gateway`, or `.venv/bin/python bench/gateway.py [--rounds N] [--seconds S]` (defaults 3 and
+8; about 2 minutes per round plus the warm-pool section).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from mcp_load import (WrkResult, delete_session, echo, open_session, poll_status, run_wrk,
+                      tree_cpu, wrk_path)
+from targets import EVERYTHING, PEERS, REPO, Target, start_gateway, start_peer
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# importable once `targets` has put the repo on sys.path
+from shared.models import SessionMode  # noqa: E402
 
-from shared.models import PackageSource, Server, ServerSpec, SessionMode  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from shared.store import open_store  # noqa: E402
-
-EVERYTHING = REPO / "node_modules" / ".bin" / "mcp-server-everything"
-SUPERGATEWAY = REPO / "node_modules" / ".bin" / "supergateway"
-MCP_PROXY = Path(os.environ.get("MCPAAS_BENCH_MCP_PROXY", REPO / ".venv-peers/bin/mcp-proxy"))
-HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-WARMUP_CALLS = 10
-START_TIMEOUT_SECONDS = 30
-STATUS_POLL_SECONDS = 0.02
+TARGETS = ("isolated", "shared", *PEERS)
+CONCURRENCY = (1, 16)
+WARMUP_SECONDS = 2
+POOL_REFILL_SECONDS = 1.5
 
 
 @dataclass
-class Target:
-    """A running endpoint under test: `url` of its MCP endpoint, `procs` to stop."""
+class Figure:
+    """One measured run: wrk's figures and the target tree's CPU per call (us)."""
 
-    name: str
-    url: str
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    status_url: str | None = None
-
-
-@dataclass
-class Result:
-    """Latencies (seconds) of timed calls and the wall time they took together."""
-
-    latencies: list[float]
-    wall: float
-
-    def pct(self, q: float) -> float:
-        """Latency percentile `q` (0-100) in milliseconds."""
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1000
+    wrk: WrkResult
+    cpu_root_us: float
+    cpu_children_us: float
 
     @property
-    def throughput(self) -> float:
-        """Calls per second."""
-        return len(self.latencies) / self.wall
+    def valid(self) -> bool:
+        """Every call answered with a result, and there were calls."""
+        return self.wrk.requests > 0 and self.wrk.failed == 0
 
 
-class McpClient:
-    """One MCP session over Streamable HTTP with its own connection (raw JSON-RPC)."""
+@dataclass
+class Results:
+    """Valid figures per (target, concurrency) over the rounds, and the rest."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=1))
-        self.headers = dict(HEADERS)
-        self.next_id = 0
-
-    async def request(self, method: str, params: dict | None = None) -> dict:
-        """Send a request; return its response (JSON or from an SSE stream)."""
-        self.next_id += 1
-        body = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params or {}}
-        reply = await self.http.post(self.url, content=json.dumps(body), headers=self.headers)
-        reply.raise_for_status()
-        if "mcp-session-id" not in self.headers and "mcp-session-id" in reply.headers:
-            self.headers["mcp-session-id"] = reply.headers["mcp-session-id"]
-        if reply.headers.get("content-type", "").startswith("text/event-stream"):
-            for line in reply.text.splitlines():
-                if line.startswith("data:") and line[5:].strip():
-                    message = json.loads(line[5:])
-                    if message.get("id") == self.next_id:
-                        return message
-            raise RuntimeError(f"no response to {method} in the SSE stream")
-        return reply.json()
-
-    async def open(self) -> None:
-        """initialize + notifications/initialized."""
-        await self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                          "clientInfo": {"name": "bench", "version": "1"}})
-        self.headers["mcp-protocol-version"] = "2025-06-18"
-        note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        await self.http.post(self.url, content=json.dumps(note), headers=self.headers)
-
-    async def echo(self) -> float:
-        """One timed `tools/call echo`; seconds."""
-        started = time.perf_counter()
-        reply = await self.request("tools/call", {"name": "echo", "arguments": {"message": "hi"}})
-        elapsed = time.perf_counter() - started
-        if "result" not in reply:
-            raise RuntimeError(f"echo failed: {reply}")
-        return elapsed
-
-    async def close(self) -> None:
-        """End the session (DELETE) and the connection."""
-        if "mcp-session-id" in self.headers:
-            try:
-                await self.http.delete(self.url, headers=self.headers)
-            except httpx.HTTPError:
-                pass
-        await self.http.aclose()
+    figures: dict[tuple[str, int], list[Figure]] = field(default_factory=dict)
+    invalid: int = 0
+    status_timings: list[float] = field(default_factory=list)  # seconds
 
 
-async def load(url: str, clients: int, calls: int) -> Result:
-    """`clients` sessions, each warmed up, then `calls` timed echo calls each."""
-    sessions = [McpClient(url) for _ in range(clients)]
+async def open_sessions(http: httpx.AsyncClient, url: str, n: int) -> list[str]:
+    """`n` sessions on `url`, opened concurrently; on any failure the ones that did
+    open are deleted and the first error is raised."""
+    opened = await asyncio.gather(*(open_session(http, url) for _ in range(n)),
+                                  return_exceptions=True)
+    sids = [s[1] for s in opened if isinstance(s, tuple)]
+    errors = [e for e in opened if isinstance(e, BaseException)]
+    if errors:
+        await close_sessions(http, url, sids)
+        raise errors[0]
+    return sids
+
+
+async def close_sessions(http: httpx.AsyncClient, url: str, sids: list[str]) -> None:
+    """DELETE every session in `sids`; says so when a target refused any."""
+    deleted = await asyncio.gather(*(delete_session(http, url, s) for s in sids))
+    if not all(deleted):
+        print(f"  warning: {deleted.count(False)} of {len(sids)} DELETEs failed on {url}")
+
+
+async def measure(http: httpx.AsyncClient, url: str, clients: int, seconds: int, pid: int,
+                  status_url: str | None = None) -> tuple[Figure, list[float]]:
+    """Warm-up then a measured wrk run of `clients` sessions on `url` for `seconds`,
+    with the CPU of process tree `pid` around the measured run. Returns the figure and,
+    when `status_url` is given, the status poll timings (seconds) during the run."""
+    sids = await open_sessions(http, url, clients)
     try:
-        await asyncio.gather(*(s.open() for s in sessions))
-        for s in sessions:
-            for _ in range(WARMUP_CALLS):
-                await s.echo()
-
-        async def run(session: McpClient) -> list[float]:
-            return [await session.echo() for _ in range(calls)]
-
-        started = time.perf_counter()
-        per_client = await asyncio.gather(*(run(s) for s in sessions))
-        wall = time.perf_counter() - started
-    finally:
-        await asyncio.gather(*(s.close() for s in sessions))
-    return Result([x for lat in per_client for x in lat], wall)
-
-
-async def poll_status(url: str, stop: asyncio.Event) -> list[float]:
-    """Time `GET status` every STATUS_POLL_SECONDS until `stop`; seconds each."""
-    timings = []
-    async with httpx.AsyncClient(timeout=30) as http:
-        while not stop.is_set():
-            started = time.perf_counter()
-            (await http.get(url)).raise_for_status()
-            timings.append(time.perf_counter() - started)
-            await asyncio.sleep(STATUS_POLL_SECONDS)
-    return timings
-
-
-# -- targets -----------------------------------------------------------------------
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a process in its own group (stopped with its children by `stop`)."""
-    return subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=REPO,
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it after 10 s."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
-    # A bridge may leave children in its group after it exits itself.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-async def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    """Until `port` accepts connections; RuntimeError if the process exits or times out."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with code {proc.returncode} at start")
+        await run_wrk(url, sids, WARMUP_SECONDS)
+        stop_polling = asyncio.Event()
+        poller = (asyncio.create_task(poll_status(http, status_url, stop_polling))
+                  if status_url else None)
+        root_before, children_before = tree_cpu(pid)
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("did not listen in time")
-
-
-def everything_spec(name: str, mode: SessionMode) -> dict:
-    spec = ServerSpec(name=name, kind="package", package=PackageSource(
-        command=str(EVERYTHING), args=["stdio"], session_mode=mode))
-    return Server(name=name, spec=spec, status="Running").model_dump(mode="json") | {"id": name}
-
-
-async def start_gateway(data_dir: Path) -> Target:
-    """This gateway (`python -m gateway`) serving `everything` and `everything-shared`."""
-    settings = Settings(data_dir=data_dir)
-    store = open_store(settings)
-    store.upsert("servers", everything_spec("everything", SessionMode.ISOLATED))
-    store.upsert("servers", everything_spec("everything-shared", SessionMode.SHARED))
-    port = free_port()
-    proc = spawn([sys.executable, "-m", "gateway"], {
-        "MCPAAS_DATA_DIR": str(data_dir), "MCPAAS_STORE": "sqlite", "MCPAAS_AUTH_MODE": "none",
-        "MCPAAS_GATEWAY_RATE_LIMIT_IDENTITY": "", "MCPAAS_GATEWAY_RATE_LIMIT_SERVER": "",
-        "MCPAAS_GATEWAY_HOST": "127.0.0.1", "MCPAAS_GATEWAY_PORT": str(port)})
-    await wait_port(port, proc)
-    base = f"http://127.0.0.1:{port}"
-    return Target("gateway", base, [proc], f"{base}/servers/everything/status")
-
-
-async def start_peer(name: str) -> Target:
-    """Start one peer bridge or the baseline; RuntimeError says why it cannot run."""
-    port = free_port()
-    if name == "baseline":
-        proc = spawn([str(EVERYTHING), "streamableHttp"], {"PORT": str(port)})
-    elif name == "supergateway":
-        if not SUPERGATEWAY.exists():
-            raise RuntimeError(f"{SUPERGATEWAY} missing (npm ci)")
-        proc = spawn([str(SUPERGATEWAY), "--stdio", f"{EVERYTHING} stdio", "--outputTransport",
-                      "streamableHttp", "--stateful", "--port", str(port), "--logLevel", "none"])
-    elif name == "mcp-proxy":
-        if not MCP_PROXY.exists():
-            raise RuntimeError(f"{MCP_PROXY} missing (see this module's docstring)")
-        proc = spawn([str(MCP_PROXY), "--host", "127.0.0.1", "--port", str(port), "--",
-                      str(EVERYTHING), "stdio"])
-    else:
-        raise ValueError(name)
-    try:
-        await wait_port(port, proc)
-    except RuntimeError:
-        stop(proc)
-        raise
-    return Target(name, f"http://127.0.0.1:{port}/mcp", [proc])
-
-
-# -- run ---------------------------------------------------------------------------
-Row = dict[int, Result]
-
-
-async def measure(name: str, url: str, calls: int, status_url: str | None = None,
-                  status_timings: list[float] | None = None) -> Row:
-    """Concurrency 1 (`calls` x 4 calls) and 16 (`calls` per client) on one endpoint."""
-    row = {1: await load(url, 1, calls * 4)}
-    stop_polling = asyncio.Event()
-    poller = (asyncio.create_task(poll_status(status_url, stop_polling))
-              if status_url is not None else None)
-    try:
-        row[16] = await load(url, 16, calls)
+            result = await run_wrk(url, sids, seconds)
+        finally:
+            stop_polling.set()
+            timings = await poller if poller else []
+        root_after, children_after = tree_cpu(pid)
     finally:
-        stop_polling.set()
-        if poller is not None and status_timings is not None:
-            status_timings.extend(await poller)
-    for c, result in row.items():
-        print(f"{name:13} c={c:<3} p50 {result.pct(50):7.2f}  p95 {result.pct(95):7.2f}  "
-              f"p99 {result.pct(99):7.2f} ms   {result.throughput:8.1f} calls/s", flush=True)
-    return row
+        await close_sessions(http, url, sids)
+    per_call = 1e6 / max(result.requests, 1)
+    return Figure(result, (root_after - root_before) * per_call,
+                  (children_after - children_before) * per_call), timings
 
 
-async def run_gateway(data_dir: Path, calls: int, rows: dict[str, Row],
-                      status_timings: list[float]) -> None:
-    target = await start_gateway(data_dir)
+def print_figure(label: str, c: int, fig: Figure) -> None:
+    """One line per run; a loud one more when it had failures."""
+    w = fig.wrk
+    print(f"  {label:13} c={c:<3} {w.throughput:8.1f} calls/s  p50 {w.p50 / 1000:6.2f}  "
+          f"p95 {w.p95 / 1000:6.2f}  p99 {w.p99 / 1000:6.2f} ms  cpu/call "
+          f"{fig.cpu_root_us:6.0f} root + {fig.cpu_children_us:6.0f} children us", flush=True)
+    if not fig.valid:
+        print(f"  !!!!! {label} c={c} FAILED: {w.failures} of {w.requests} calls with a bad "
+              f"status or no result, {w.socket_errors} socket errors: NOT A VALID FIGURE, "
+              "left out of the medians", flush=True)
+
+
+async def measure_target(http: httpx.AsyncClient, label: str, url: str, target: Target,
+                         args: argparse.Namespace, results: Results,
+                         status_url: str | None = None) -> None:
+    """c=1 then c=16 on one endpoint; figures go to `results`. Status polling (when
+    `status_url` is given) runs during c=16 only."""
+    for c in CONCURRENCY:
+        fig, timings = await measure(http, url, c, args.seconds, target.proc.pid,
+                                     status_url if c == 16 else None)
+        print_figure(label, c, fig)
+        if fig.valid:
+            results.figures.setdefault((label, c), []).append(fig)
+        else:
+            results.invalid += 1
+        if timings:
+            results.status_timings.extend(timings)
+            print(f"  {'':13} status under this load: {describe_timings(timings)}")
+
+
+async def run_round(http: httpx.AsyncClient, args: argparse.Namespace,
+                    results: Results) -> None:
+    """Every target once, one at a time; a target that cannot start or breaks under
+    load is reported and skipped."""
+    with tempfile.TemporaryDirectory(prefix="mcpaas-bench-") as tmp:
+        await run_one(http, "gateway", args, results, lambda: start_gateway(Path(tmp), {
+            "everything": SessionMode.ISOLATED, "everything-shared": SessionMode.SHARED}))
+    for peer in PEERS:
+        await run_one(http, peer, args, results, lambda p=peer: start_peer(p))
+
+
+async def run_one(http: httpx.AsyncClient, name: str, args: argparse.Namespace,
+                  results: Results, start: Callable[[], Awaitable[Target]]) -> None:
+    """Start target `name` with `start()`, measure it, stop it."""
     try:
-        rows["isolated"] = await measure("isolated", f"{target.url}/servers/everything/mcp",
-                                         calls, target.status_url, status_timings)
-        rows["shared"] = await measure("shared", f"{target.url}/servers/everything-shared/mcp",
-                                       calls)
-    finally:
-        for proc in target.procs:
-            stop(proc)
-
-
-async def run_peer(name: str, calls: int, rows: dict[str, Row]) -> None:
-    try:
-        target = await start_peer(name)
+        target = await start()
     except RuntimeError as exc:
-        print(f"{name:13} skipped: {exc}", flush=True)
+        print(f"  {name:13} skipped: {exc}", flush=True)
         return
     try:
-        rows[name] = await measure(name, target.url, calls)
-    except Exception as exc:  # a peer that breaks under load is reported, not fatal
-        print(f"{name:13} failed: {exc!r}", flush=True)
+        if name == "gateway":
+            base = target.base
+            await measure_target(http, "isolated", f"{base}/servers/everything/mcp", target,
+                                 args, results, f"{base}/servers/everything/status")
+            await measure_target(http, "shared", f"{base}/servers/everything-shared/mcp",
+                                 target, args, results)
+        else:
+            await measure_target(http, name, f"{target.base}/mcp", target, args, results)
+    except Exception as exc:  # a target that breaks under load is reported, not fatal
+        code = target.proc.poll()
+        exited = "" if code is None else f" (it had exited, code {code})"
+        print(f"  !!!!! {name} failed: {exc!r}{exited}", flush=True)
     finally:
-        for proc in target.procs:
-            stop(proc)
+        target.stop()
 
 
-def ratio(rows: dict[str, Row], a: str, b: str, c: int,
-          metric: Callable[[Result], float]) -> str:
-    if a not in rows or b not in rows:
-        return "n/a (a target did not run)"
-    return f"{metric(rows[a][c]) / metric(rows[b][c]):.2f}x"
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile `q` (0-100) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def report(rows: dict[str, Row], status_timings: list[float]) -> None:
-    """Ratios against the issue's targets, and the status endpoint under load."""
-    tput: Callable[[Result], float] = lambda r: r.throughput  # noqa: E731
+def describe_timings(timings: list[float]) -> str:
+    """p50/p95/max of status poll timings (seconds) in ms."""
+    return (f"{len(timings)} polls, p50 {pct(timings, 50) * 1000:.2f} ms, "
+            f"p95 {pct(timings, 95) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms "
+            "(target: p95 < 200 ms)")
+
+
+def medians(results: Results) -> dict[tuple[str, int], dict[str, float]]:
+    """Median over rounds of each figure per (target, concurrency); latencies in ms,
+    throughput in calls/s, CPU in us per call."""
+    out = {}
+    for key, figs in results.figures.items():
+        out[key] = {
+            "tput": statistics.median(f.wrk.throughput for f in figs),
+            "p50": statistics.median(f.wrk.p50 for f in figs) / 1000,
+            "p95": statistics.median(f.wrk.p95 for f in figs) / 1000,
+            "p99": statistics.median(f.wrk.p99 for f in figs) / 1000,
+            "root": statistics.median(f.cpu_root_us for f in figs),
+            "children": statistics.median(f.cpu_children_us for f in figs),
+            "n": len(figs)}
+    return out
+
+
+def report(results: Results, rounds: int) -> None:
+    """Medians over rounds per target and concurrency, then the issue's ratios."""
+    med = medians(results)
+    print(f"\n== summary: median over {rounds} round(s) (n = valid runs) ==")
+    print(f"  {'target':13} {'c':>3} {'calls/s':>9} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'p99 ms':>7}  cpu us/call root + children   n")
+    for name in TARGETS:
+        for c in CONCURRENCY:
+            m = med.get((name, c))
+            if m is None:
+                print(f"  {name:13} {c:>3}  no valid figure")
+                continue
+            print(f"  {name:13} {c:>3} {m['tput']:9.1f} {m['p50']:7.2f} {m['p95']:7.2f} "
+                  f"{m['p99']:7.2f}  {m['root']:11.0f} + {m['children']:8.0f}   {m['n']}")
+
+    def ratio(a: str, b: str) -> str:
+        """c=16 throughput of `a` over `b`, from the medians."""
+        if (a, 16) not in med or (b, 16) not in med:
+            return "n/a (no valid figure for a target)"
+        return f"{med[(a, 16)]['tput'] / med[(b, 16)]['tput']:.2f}x"
+
     print("\nc=16 throughput ratios (targets: isolated >= 1.5x supergateway; "
           "shared >= 1x mcp-proxy and baseline)")
-    print(f"  isolated / supergateway  {ratio(rows, 'isolated', 'supergateway', 16, tput)}")
-    print(f"  shared / mcp-proxy       {ratio(rows, 'shared', 'mcp-proxy', 16, tput)}")
-    print(f"  shared / baseline        {ratio(rows, 'shared', 'baseline', 16, tput)}")
-    print(f"  isolated / baseline      {ratio(rows, 'isolated', 'baseline', 16, tput)}")
-    if "baseline" in rows:
-        base = rows["baseline"][1].pct(50)
+    for a, b in (("isolated", "supergateway"), ("shared", "mcp-proxy"),
+                 ("shared", "baseline"), ("isolated", "baseline")):
+        print(f"  {a + ' / ' + b:25} {ratio(a, b)}")
+    if ("baseline", 1) in med:
         print("c=1 p50 minus baseline p50 (target: within 0.5 ms)")
-        for name in ("isolated", "shared", "supergateway", "mcp-proxy"):
-            if name in rows:
-                print(f"  {name:13} {rows[name][1].pct(50) - base:+7.2f} ms")
-    if status_timings:
-        ordered = sorted(status_timings)
-        p95 = ordered[int(0.95 * (len(ordered) - 1))] * 1000
-        print(f"status under c=16 load: {len(ordered)} polls, p50 "
-              f"{statistics.median(ordered) * 1000:.2f} ms, p95 {p95:.2f} ms, "
-              f"max {ordered[-1] * 1000:.2f} ms (target: p95 < 200 ms)")
+        for name in TARGETS[:-1]:
+            if (name, 1) in med:
+                print(f"  {name:13} {med[(name, 1)]['p50'] - med[('baseline', 1)]['p50']:+7.2f} ms")
+    if results.status_timings:
+        print(f"status under isolated c=16 load, all rounds: "
+              f"{describe_timings(results.status_timings)}")
+    if results.invalid:
+        print(f"!!!!! {results.invalid} run(s) had FAILURES and are left out (see above)")
+
+
+async def first_calls(http: httpx.AsyncClient, url: str,
+                      sessions: int) -> tuple[list[float], list[float]]:
+    """Open `sessions` new sessions one after another, POOL_REFILL_SECONDS apart (so a
+    warm pool has refilled); time `initialize` and the first `tools/call` of each
+    (seconds); delete each session after."""
+    inits, calls = [], []
+    for _ in range(sessions):
+        await asyncio.sleep(POOL_REFILL_SECONDS)
+        init_s, sid = await open_session(http, url)
+        try:
+            calls.append(await echo(http, url, sid))
+        finally:
+            await delete_session(http, url, sid)
+        inits.append(init_s)
+    return inits, calls
+
+
+async def pool_timings(http: httpx.AsyncClient, size: int,
+                       sessions: int) -> tuple[list[float], list[float]]:
+    """A gateway with warm pool `size` serving the isolated server only: `first_calls`
+    timings (seconds) of `sessions` sessions, after one untimed session, since the pool
+    only fills once a server's first session is mounted."""
+    with tempfile.TemporaryDirectory(prefix="mcpaas-bench-pool-") as tmp:
+        target = await start_gateway(Path(tmp), {"everything": SessionMode.ISOLATED},
+                                     {"MCPAAS_GATEWAY_WARM_POOL_SIZE": str(size)})
+        url = f"{target.base}/servers/everything/mcp"
+        try:
+            await first_calls(http, url, 1)
+            return await first_calls(http, url, sessions)
+        finally:
+            target.stop()
+
+
+async def warm_pool(http: httpx.AsyncClient, sessions: int) -> None:
+    """Warm-pool section: `initialize` and first `tools/call` latency (ms) with pool
+    size 0 vs 4; median, max, and the ratio of the medians."""
+    print(f"\n== warm pool: {sessions} new isolated sessions per pool size, "
+          f"one after another, {POOL_REFILL_SECONDS} s apart ==")
+    med: dict[int, tuple[float, float]] = {}
+    for size in (0, 4):
+        try:
+            inits, calls = await pool_timings(http, size, sessions)
+        except Exception as exc:  # reported, so the rest of the output still counts
+            print(f"  !!!!! pool {size} failed: {exc!r}", flush=True)
+            continue
+        med[size] = (statistics.median(inits) * 1000, statistics.median(calls) * 1000)
+        print(f"  pool {size}: initialize median {med[size][0]:7.2f} ms, max "
+              f"{max(inits) * 1000:7.2f} ms; first tools/call median {med[size][1]:7.2f} ms, "
+              f"max {max(calls) * 1000:7.2f} ms", flush=True)
+    if len(med) == 2:
+        print(f"  pool 4 / pool 0, medians: initialize {med[4][0] / med[0][0]:.2f}x, "
+              f"first tools/call {med[4][1] / med[0][1]:.2f}x")
 
 
 async def main() -> None:
-    """Run every target in turn (one at a time, so they do not share the CPU)."""
+    """Rounds of every target, the summary, then the warm-pool section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=100,
-                        help="timed calls per client at c=16 (c=1 makes 4x as many)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets")
+    parser.add_argument("--seconds", type=int, default=8, help="measured seconds per run")
+    parser.add_argument("--pool-sessions", type=int, default=10,
+                        help="sessions timed per warm-pool size")
     args = parser.parse_args()
+    wrk_path()
     if not EVERYTHING.exists():
-        sys.exit(f"{EVERYTHING} missing: run `npm ci` in {REPO}")
-    rows: dict[str, Row] = {}
-    status_timings: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="mcpaas-bench-") as tmp:
-        await run_gateway(Path(tmp), args.calls, rows, status_timings)
-    for peer in ("supergateway", "mcp-proxy", "baseline"):
-        await run_peer(peer, args.calls, rows)
-    report(rows, status_timings)
+        raise SystemExit(f"{EVERYTHING} missing: run `npm ci` in {REPO}")
+    results = Results()
+    async with httpx.AsyncClient(timeout=30) as http:
+        for n in range(1, args.rounds + 1):
+            print(f"== round {n} of {args.rounds} ({args.seconds} s per run, "
+                  f"{WARMUP_SECONDS} s warm-up) ==", flush=True)
+            await run_round(http, args, results)
+        report(results, args.rounds)
+        await warm_pool(http, args.pool_sessions)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from shared.auth.principal import Role
 from shared.errors import MCPaaSError, NotFoundError, UnprocessableError
@@ -116,6 +117,16 @@ async def mcp_endpoint(request: Request) -> Response:
     if isinstance(server, Response):
         return server
     return await _gateway(request).guard.dispatch(request, server, lambda bound: _relay(request, bound))
+
+
+class McpApp:
+    """`mcp_endpoint` as a plain ASGI app (Starlette wraps functions, not instances):
+    every MCP call takes this route, and the function wrapper adds a second exception
+    layer per call; domain errors still reach the app's problem+json handler."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await mcp_endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 async def _relay(request: Request, server: Server) -> Response:
@@ -254,8 +265,8 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
             log.info("gateway stopped; %d sessions ended", stopped)
 
     routes = [
-        Route("/servers/{name}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route("/servers/{name}/tenants/{tenant}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route("/servers/{name}/mcp", McpApp(), methods=["GET", "POST", "DELETE"]),
+        Route("/servers/{name}/tenants/{tenant}/mcp", McpApp(), methods=["GET", "POST", "DELETE"]),
         Route(METADATA_PREFIX + "/servers/{name}/mcp", protected_resource, methods=["GET"]),
         Route("/servers/{name}/sse", legacy_sse, methods=["GET"]),
         Route("/servers/{name}/messages", legacy_messages, methods=["POST"]),

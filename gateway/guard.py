@@ -251,9 +251,10 @@ class Guard:
         return response
 
     def _remember_remote_session(self, call: Call, response: Response) -> None:
+        if call.server.spec.kind == ServerKind.PACKAGE or call.first.get("method") != "initialize":
+            return
         session_id = response.headers.get(SESSION_HEADER)
-        if (call.server.spec.kind == ServerKind.PACKAGE or not session_id
-                or call.first.get("method") != "initialize"):
+        if not session_id:
             return
         self._remote_owners[(call.server.name, session_id)] = call.principal.subject
         while len(self._remote_owners) > MAX_REMOTE_SESSIONS:

@@ -91,8 +91,11 @@ def is_response(message: Message) -> bool:
 
 
 def id_key(request_id: Any) -> str:
-    """Map key for a JSON-RPC id; keeps `1` and `"1"` apart, as JSON-RPC requires."""
-    return json.dumps(request_id)
+    """Map key for a JSON-RPC id; keeps `1`, `1.0` and `"1"` apart, as JSON-RPC requires.
+    (A type tag and `repr`, not `json.dumps`: this runs several times per relayed call.)"""
+    if isinstance(request_id, str):
+        return "s" + request_id
+    return "n" + repr(request_id)
 
 
 def error_response(request_id: Any, code: int, message: str) -> Message:
@@ -100,6 +103,11 @@ def error_response(request_id: Any, code: int, message: str) -> Message:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
+# One encoder for every message: `json.dumps` with non-default options builds a new
+# encoder on each call, and every relayed message is encoded at least once.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(message: Message) -> str:
     """Compact single-line JSON; `json` escapes newlines in strings, so it is one line."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(message)

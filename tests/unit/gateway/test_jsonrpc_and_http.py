@@ -50,6 +50,7 @@ def test_kinds_and_ids() -> None:
     assert is_notification({"method": "m"})
     assert is_response({"id": 1, "result": {}})
     assert id_key(1) != id_key("1")
+    assert len({id_key(1), id_key(1.0), id_key("1"), id_key("n1"), id_key(None)}) == 5
     assert error_response(None, -32700, "x") == {
         "jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "x"}}
 
