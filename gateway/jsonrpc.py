@@ -18,6 +18,25 @@ SESSION_NOT_FOUND = -32001
 Message = dict[str, Any]
 
 
+class RawMessage(dict):
+    """A message as a peer wrote it, keeping that JSON text (`raw`, UTF-8 bytes): relayed
+    unchanged, it needs no re-encoding (a large tool result costs the gateway no second
+    pass). Any changed copy (`{**message, ...}`) is a plain dict and is encoded anew;
+    nothing mutates a message in place."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, decoded: dict[str, Any], raw: bytes) -> None:
+        super().__init__(decoded)
+        self.raw = raw
+
+
+def encoded(message: Message) -> bytes:
+    """The JSON text of `message`: its original text when it is an unchanged RawMessage."""
+    raw = getattr(message, "raw", None)
+    return raw if raw is not None else dumps(message).encode()
+
+
 class MessageError(ValueError):
     """A body that is not one acceptable JSON-RPC message; `code` is the JSON-RPC code."""
 

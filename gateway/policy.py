@@ -14,8 +14,7 @@ context variable the gateway sets for exactly one request (`bind_caller`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -94,14 +93,25 @@ class Caller:
 CALLER: ContextVar[Caller | None] = ContextVar("mcpaas_caller", default=None)
 
 
-@contextmanager
-def bind_caller(principal: Principal, spec: ServerSpec) -> Iterator[None]:
-    """Make `principal` the caller of sessions opened inside the block."""
-    token = CALLER.set(Caller(principal.subject, tool_predicate(principal, spec)))
-    try:
-        yield
-    finally:
-        CALLER.reset(token)
+class _CallerBinding:
+    """`CALLER` set for the duration of a `with` block (a class, not a generator-based
+    context manager: it runs on every MCP request)."""
+
+    __slots__ = ("_caller", "_token")
+
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+
+    def __enter__(self) -> None:
+        self._token = CALLER.set(self._caller)
+
+    def __exit__(self, *exc: object) -> None:
+        CALLER.reset(self._token)
+
+
+def bind_caller(principal: Principal, spec: ServerSpec) -> _CallerBinding:
+    """Make `principal` the caller of sessions opened inside the `with` block."""
+    return _CallerBinding(Caller(principal.subject, tool_predicate(principal, spec)))
 
 
 class GuardedSession(Session):

@@ -20,7 +20,7 @@ from pathlib import Path
 from shared.models import PackageSource
 from shared.telemetry import child_trace_env
 
-from gateway.jsonrpc import Message, dumps
+from gateway.jsonrpc import Message, RawMessage, dumps
 from gateway.logs import LOG_NAME, append_line, copy_stderr
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class StdioChild:
             log.warning("pid %s wrote a non-JSON stdout line: %.200r", self.pid, text)
             return
         if isinstance(message, dict):
-            await self.on_message(message)
+            await self.on_message(RawMessage(message, text))
         else:
             log.warning("pid %s wrote a non-object JSON message (batch?); dropped", self.pid)
 

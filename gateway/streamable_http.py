@@ -38,7 +38,7 @@ from shared.models import Server
 from gateway.http import (BATCH_VERSIONS, SESSION_HEADER, accepts_sse, check_post_headers,
                           check_protocol_version, read_payload, request_version, rpc_error)
 from gateway.jsonrpc import (INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND, Message,
-                             MessageError, dumps, error_response, is_request)
+                             MessageError, dumps, encoded, error_response, is_request)
 from gateway.metrics import METRICS
 from gateway.sessions import AnswerMode, Session, SessionGoneError, Waiter, sse_events
 from gateway.supervisor import AtCapacityError, SessionRegistry
@@ -212,7 +212,7 @@ class PackageEndpoint:
             return _session_not_found(message["id"])
         headers = {SESSION_HEADER: session.id}
         if reply is not None:
-            return JSONResponse(reply, headers=headers)
+            return Response(encoded(reply), media_type="application/json", headers=headers)
         return EventSourceResponse(_timed(session, waiter, message, started), headers=headers)
 
     async def _batch(self, request: Request, server: Server, batch: list[Message]) -> Response:

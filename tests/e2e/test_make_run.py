@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +31,19 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
     raise AssertionError(f"no '{marker}' within {timeout} s:\n{''.join(seen)}")
 
 
+def stop_within(process: subprocess.Popen, timeout: float, logs: Path) -> None:
+    """Wait for `process` to exit, reading its output as a terminal would (a full pipe
+    would block it); on timeout kill it and fail with that output and the logs' tails."""
+    try:
+        process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        rest, _ = process.communicate()
+        tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                          for log in sorted(logs.glob("*.log")))
+        pytest.fail(f"make run still running {timeout} s after Ctrl-C; its output:\n{rest[-3000:]}\n{tails}")
+
+
 async def test_make_run_serves_the_echo_server(tmp_path):
     api_port, gateway_port = free_port(), free_port()
     process = subprocess.Popen(
@@ -49,6 +63,6 @@ async def test_make_run_serves_the_echo_server(tmp_path):
             assert result.content[0].text == "hello from make run"
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole group
-        process.wait(30)
+        stop_within(process, 30, tmp_path / "data" / "logs")
     with pytest.raises(httpx.ConnectError):  # Ctrl-C stopped the gateway too
         httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=5)

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from shared.models import PackageSource
 
 from gateway.http import check_protocol_version
-from gateway.jsonrpc import (MessageError, error_response, id_key, is_notification, is_request,
-                             is_response, parse_message)
+from gateway.jsonrpc import (MessageError, RawMessage, encoded, error_response, id_key,
+                             is_notification, is_request, is_response, parse_message)
 from gateway.stdio import child_env
 
 
@@ -75,3 +75,12 @@ def test_child_env_puts_gateway_venv_first_and_adds_package_env() -> None:
     assert env["FOO"] == "bar"
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert env["HOME"] == os.environ["HOME"]
+
+
+def test_raw_messages_keep_their_text_until_changed():
+    text = b'{"jsonrpc": "2.0", "id": 7, "result": {"x": "\\u00e9"}}'
+    message = RawMessage(json.loads(text), text)
+    assert message == {"jsonrpc": "2.0", "id": 7, "result": {"x": "\u00e9"}}
+    assert encoded(message) is text  # relayed as it came, not re-encoded
+    changed = {**message, "id": 8}
+    assert json.loads(encoded(changed)) == {**message, "id": 8}
