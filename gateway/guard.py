@@ -40,6 +40,7 @@ from shared.models import AuditEvent, Server, ServerKind
 from shared.ratelimit import RateLimitDecision, RateLimiter
 from shared.settings import Settings
 from shared.store.port import DocumentStore
+from shared.telemetry import current_trace_id
 
 from gateway.auth import GatewayAuth
 
@@ -213,10 +214,11 @@ class Guard:
     def record(self, call: Call, result: str) -> None:
         """Queue one `invocations` document per JSON-RPC request of the call."""
         latency_ms = (time.perf_counter() - call.started) * 1000
+        trace_id = current_trace_id()  # the request's span: a SIEM joins calls to traces
         for message in call.requests:
             self.invocations.record(invocation(
                 server=call.server.name, actor=call.principal.subject, method=str(message.get("method")),
-                tool=_tool_of(message), latency_ms=latency_ms, result=result))
+                tool=_tool_of(message), latency_ms=latency_ms, result=result, trace_id=trace_id))
 
     def _audit_scope(self, principal: Principal, server: str, reason: str) -> None:
         self.decisions.record(AuditEvent(

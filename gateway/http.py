@@ -139,8 +139,8 @@ def check_post_headers(request: Request) -> Response | None:
         return rpc_error(415, INVALID_REQUEST,
                          "Unsupported Media Type: Content-Type must be application/json")
     accept = header(request, "accept", "").lower()
-    if accept and not any(kind in accept for kind in
-                          ("application/json", "text/event-stream", "*/*", "application/*")):
+    if accept and "application/json" not in accept and not any(
+            kind in accept for kind in ("text/event-stream", "*/*", "application/*")):
         return rpc_error(406, INVALID_REQUEST, "Not Acceptable: Accept must admit "
                          "application/json or text/event-stream")
     return None

@@ -83,7 +83,9 @@ async def test_invocations_are_recorded(make_gateway) -> None:
     auth = start_local(make_gateway)
     gw = auth.gateway
     gw.put(echo_spec().model_copy(update={"access": AccessPolicy(tools={"add": [Role.ADMIN]})}))
-    async with mcp_client(gw.mcp_url("echo"), auth.headers("ann", Role.READER)) as client:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = {**auth.headers("ann", Role.READER), "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    async with mcp_client(gw.mcp_url("echo"), traced) as client:
         await client.call_tool("echo", {"message": "hi"})
         with pytest.raises(MCPError):
             await client.call_tool("add", {"a": 1, "b": 2})
@@ -97,4 +99,5 @@ async def test_invocations_are_recorded(make_gateway) -> None:
     assert by_tool["echo"]["actor"] == "ann" and by_tool["echo"]["result"] == "200"
     assert by_tool["add"]["result"] == "denied"
     assert all(doc["latency_ms"] >= 0 and doc["server"] == "echo" for doc in calls)
+    assert {doc["trace_id"] for doc in calls} == {trace_id}  # joins the call to its trace
     assert {"initialize", "tools/call"} <= {doc["method"] for doc in gw.store.query("invocations")}
