@@ -195,6 +195,10 @@ def run_platform(options: PlatformOptions, announce: Callable[[dict[str, str]], 
     env = child_env(options, dict(os.environ))
     data_dir = Path(env["MCPAAS_DATA_DIR"])
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C must stop the platform even when this process inherited SIGINT ignored (a
+    # shell starts background jobs so when job control is off; Python then installs
+    # no KeyboardInterrupt handler of its own).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     children = start_children(commands or default_commands(), env, data_dir / "logs")
     try:
         wait_ready(children, {"control plane": f"{api_url(options)}/api/servers",
@@ -208,3 +212,4 @@ def run_platform(options: PlatformOptions, announce: Callable[[dict[str, str]], 
     finally:
         stop_children(children)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)

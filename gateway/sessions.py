@@ -119,12 +119,6 @@ class Waiter:
         if final and self._own_stream:
             self._events.close(self.stream)
 
-    async def response(self) -> Message:
-        """JSON answer mode: the response."""
-        reply = await self.decided
-        assert reply is not None, "a JSON-mode waiter never streams"
-        return reply
-
 
 class Session:
     """One MCP session of a `package` server.

@@ -46,11 +46,17 @@ def stop_within(process: subprocess.Popen, timeout: float, logs: Path) -> None:
 
 async def test_make_run_serves_the_echo_server(tmp_path):
     api_port, gateway_port = free_port(), free_port()
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"API_PORT={api_port}", f"GATEWAY_PORT={gateway_port}",
-         f"DATA_DIR={tmp_path / 'data'}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "COLUMNS": "200"})
+    # Started with SIGINT ignored, as a shell starts a background job when job control is
+    # off (CI runners do): Ctrl-C must stop the platform all the same.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run", f"API_PORT={api_port}", f"GATEWAY_PORT={gateway_port}",
+             f"DATA_DIR={tmp_path / 'data'}"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "COLUMNS": "200"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         output = read_until(process, "MCPaaS is up", timeout=120)
         endpoint = f"http://127.0.0.1:{gateway_port}/servers/echo/mcp"
