@@ -29,14 +29,14 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.asgi import header, read_limited_body
+from shared.asgi import header
 from shared.errors import PayloadTooLargeError
 from shared.models import Server
 
 from gateway.events import GET_STREAM
-from gateway.http import accepts_sse, rpc_error
+from gateway.http import accepts_sse, read_payload, rpc_error
 from gateway.jsonrpc import (INVALID_REQUEST, SESSION_NOT_FOUND, Message, MessageError,
-                             is_request, parse_payload)
+                             is_request)
 from gateway.sessions import AnswerMode, Session, SessionGoneError, sse_events
 from gateway.streamable_http import PackageEndpoint
 
@@ -84,8 +84,7 @@ class LegacySseEndpoint:
             return rpc_error(415, INVALID_REQUEST,
                              "Unsupported Media Type: Content-Type must be application/json")
         try:
-            body = await read_limited_body(request, self.package.max_body_bytes)
-            payload = parse_payload(body)
+            payload = await read_payload(request, self.package.max_body_bytes)
         except PayloadTooLargeError as exc:
             return rpc_error(413, INVALID_REQUEST, f"Payload Too Large: {exc}")
         except MessageError as exc:

@@ -135,7 +135,7 @@ class TraceMiddleware:
         # start_span/attach by hand rather than start_as_current_span: that nests two
         # generator-based context managers, a measurable cost on every gateway call
         span = self._tracer.start_span(f"{scope['method']} {scope['path']}",
-                                       context=propagate.extract(headers), kind=trace.SpanKind.SERVER)
+                                       context=extract_context(headers), kind=trace.SpanKind.SERVER)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             await self.app(scope, receive, send)

@@ -142,29 +142,27 @@ async def test_json_answer_mode_and_notifications(gateway: GatewayUnderTest) -> 
         await http.delete(url, headers=session_headers(session_id))
 
 
-async def test_a_fast_answer_is_plain_json_even_when_sse_is_accepted(gateway: GatewayUnderTest) -> None:
+async def _list_tools_accepting_both(gateway: GatewayUnderTest) -> httpx.Response:
+    """`tools/list` (id 7) on a new echo session from a client that accepts JSON and SSE."""
     gateway.put(echo_spec())
     url = gateway.mcp_url("echo")
     async with httpx.AsyncClient() as http:
         session_id = await open_session(http, url)
-        headers = {**session_headers(session_id), **BOTH}
-        reply = await http.post(url, json=tools_list(7), headers=headers)
-        assert reply.status_code == 200
-        assert reply.headers["content-type"].startswith("application/json")
-        assert reply.json()["id"] == 7 and reply.json()["result"]["tools"]
+        reply = await http.post(url, json=tools_list(7), headers={**session_headers(session_id), **BOTH})
         await http.delete(url, headers=session_headers(session_id))
+    return reply
+
+
+async def test_a_fast_answer_is_plain_json_even_when_sse_is_accepted(gateway: GatewayUnderTest) -> None:
+    reply = await _list_tools_accepting_both(gateway)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json()["id"] == 7 and reply.json()["result"]["tools"]
 
 
 async def test_sse_answer_mode(make_gateway) -> None:
-    gateway = make_gateway(gateway_stream_after_seconds=0)
-    gateway.put(echo_spec())
-    url = gateway.mcp_url("echo")
-    async with httpx.AsyncClient() as http:
-        session_id = await open_session(http, url)
-        headers = {**session_headers(session_id), **BOTH}
-        reply = await http.post(url, json=tools_list(7), headers=headers)
-        assert reply.status_code == 200
-        assert reply.headers["content-type"].startswith("text/event-stream")
-        data = [line[5:].strip() for line in reply.text.splitlines() if line.startswith("data:")]
-        assert json.loads(data[-1])["id"] == 7
-        await http.delete(url, headers=session_headers(session_id))
+    reply = await _list_tools_accepting_both(make_gateway(gateway_stream_after_seconds=0))
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    data = [line[5:].strip() for line in reply.text.splitlines() if line.startswith("data:")]
+    assert json.loads(data[-1])["id"] == 7
