@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from shared.auth.rbac import Share  # noqa: F401  (re-exported: a server's sharing grants, FR-018)
 from shared.auth.principal import Role
@@ -67,20 +67,74 @@ class SessionMode(str, Enum):
     SHARED = "shared"
 
 
+class NetworkAccess(str, Enum):
+    """Network of a sandboxed stdio child (issue 10): `egress` keeps the host's network,
+    `none` gives the child a network namespace of its own with only loopback."""
+
+    EGRESS = "egress"
+    NONE = "none"
+
+
+class PackageLimits(_Strict):
+    """Per-server resource limits of sandboxed stdio children and install steps.
+
+    Unset fields take the gateway's defaults (`MCPAAS_SANDBOX_*` settings).
+    `memory_mb`: memory of one child, MiB; `processes`: processes and threads of the
+    server's sandbox user; `open_files`: descriptors per process; `cpu_seconds`: CPU time
+    of one process, seconds (RLIMIT_CPU; unset means unlimited).
+    """
+
+    memory_mb: int | None = Field(default=None, ge=16, le=262144)
+    processes: int | None = Field(default=None, ge=4, le=65536)
+    open_files: int | None = Field(default=None, ge=16, le=1048576)
+    cpu_seconds: int | None = Field(default=None, ge=1)
+
+
+class SecretSource(_Strict):
+    """One secret of a server, delivered to it as an environment variable (NFR-SEC-002).
+
+    Exactly one of `value` (write-only: the control plane moves it into the secret store
+    and keeps only the resulting reference) or `ref` (a secret-store reference, as
+    returned by `shared.secrets`) is given. Stored specs, revisions, audit and operation
+    inputs only ever carry `ref`.
+    """
+
+    ref: str | None = Field(default=None, min_length=1, max_length=512)
+    value: SecretStr | None = Field(default=None, max_length=65536)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.ref is None) == (self.value is None):
+            raise ValueError("give exactly one of 'value' or 'ref'")
+        return self
+
+
+def _check_secret_names(value: dict[str, SecretSource], env: dict[str, str]) -> None:
+    _check_env_names(dict.fromkeys(value, ""))
+    clash = sorted(set(value) & set(env))
+    if clash:
+        raise ValueError(f"names in both env and secrets: {', '.join(clash)}")
+
+
 class PackageSource(_Strict):
     """A stdio MCP server the gateway starts as a child process.
 
     `command` and `args` form the argv; `env` is added to the child's environment;
     `install` is an optional argv run once before first start (FR-014);
-    `session_mode` picks one child per session or one shared child.
+    `session_mode` picks one child per session or one shared child. `env` is not for
+    secrets: `secrets` names values held in the secret store (NFR-SEC-002). `network`
+    and `limits` shape the child's sandbox (None: egress and the gateway's defaults).
     """
 
     command: str = Field(min_length=1, max_length=1024)
     args: list[str] = Field(default_factory=list, max_length=256)
     env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretSource] = Field(default_factory=dict, max_length=64)
     install: list[str] | None = None
     # None means `isolated` (the default), kept None so specs round-trip unchanged.
     session_mode: SessionMode | None = None
+    network: NetworkAccess | None = None
+    limits: PackageLimits | None = None
 
     @field_validator("command")
     @classmethod
@@ -93,6 +147,11 @@ class PackageSource(_Strict):
     @classmethod
     def _env_names_valid(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_env_names(value)
+
+    @model_validator(mode="after")
+    def _secret_names_valid(self):
+        _check_secret_names(self.secrets, self.env)
+        return self
 
 
 class ContainerResources(_Strict):
@@ -122,7 +181,8 @@ class ContainerSource(_Strict):
     """An MCP server image run on AKS and served over Streamable HTTP at `port` + `path`.
 
     `env` becomes the container's environment (a change rolls the pods through the
-    config-hash annotation); `autoscaling` sets the HPA; `replicas` is the initial
+    config-hash annotation); `secrets` reach it through a Kubernetes Secret and
+    `valueFrom`, never inline; `autoscaling` sets the HPA; `replicas` is the initial
     count before the HPA takes over. `auto_deploy` opts in to redeploys on ACR pushes
     of the same repository and tag.
     """
@@ -133,6 +193,7 @@ class ContainerSource(_Strict):
     replicas: int = Field(default=1, ge=0, le=100)
     resources: ContainerResources = Field(default_factory=ContainerResources)
     env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretSource] = Field(default_factory=dict, max_length=64)
     autoscaling: ContainerAutoscaling = Field(default_factory=ContainerAutoscaling)
     auto_deploy: bool = False
 
@@ -140,6 +201,11 @@ class ContainerSource(_Strict):
     @classmethod
     def _env_names_valid(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_env_names(value)
+
+    @model_validator(mode="after")
+    def _secret_names_valid(self):
+        _check_secret_names(self.secrets, self.env)
+        return self
 
 
 class RemoteSource(_Strict):
