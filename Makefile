@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test install bench bench-gateway clean
+.PHONY: run test install bench bench-gateway clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -38,6 +38,10 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+# requirements.txt (what the Functions deployment installs) is rendered from pyproject.toml
+requirements:
+	$(PYTHON) infra/requirements.py > requirements.txt
 
 bench: install
 	$(PY) bench/deploy_and_call.py
