@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test install bench bench-gateway clean requirements
+.PHONY: run test install bench bench-gateway bench-sandbox check-sandbox clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -32,11 +32,17 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: install
+# the gateway sandboxes stdio servers with bubblewrap (docs/sandbox.md); on a machine
+# without it (macOS, Windows) run with MCPAAS_GATEWAY_SANDBOX=none and read that doc first
+check-sandbox:
+	@[ "$${MCPAAS_GATEWAY_SANDBOX:-bwrap}" = none ] || [ "$$(uname -s)" != Linux ] || command -v bwrap >/dev/null || \
+		{ echo "the gateway's sandbox needs bubblewrap: sudo apt-get install -y bubblewrap (see docs/sandbox.md)"; exit 1; }
+
+run: install check-sandbox
 	$(VENV)/bin/mcpaas up --port $(API_PORT) --gateway-port $(GATEWAY_PORT) --data-dir $(DATA_DIR) \
 		--deploy catalog/echo/server.yaml
 
-test: install
+test: install check-sandbox
 	$(PY) -m pytest
 
 # requirements.txt (what the Functions deployment installs) is rendered from pyproject.toml
@@ -54,6 +60,10 @@ bench-gateway: install
 	test -x $(PEERS_VENV)/bin/mcp-proxy || { $(PYTHON) -m venv $(PEERS_VENV) && \
 		$(PEERS_VENV)/bin/python -m pip install --quiet mcp-proxy==0.13.0; }
 	$(PY) bench/gateway.py
+
+# child start and tools/call p50 with and without the sandbox (issue 10)
+bench-sandbox: install check-sandbox
+	$(PY) bench/sandbox.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) $(PEERS_VENV) node_modules .mcpaas

@@ -10,6 +10,7 @@ import azure.functions as func
 from activities.gateway import bp as gateway_activities
 from activities.arm import bp as arm_activities
 from activities.kubernetes import bp as kubernetes_activities
+from activities.secrets import bp as secret_activities
 from activities.store import bp as store_activities
 from orchestrators.delete import bp as delete_orchestration
 from orchestrators.deploy import bp as deploy_orchestration
@@ -28,5 +29,5 @@ for blueprint in (http_api, service_bus, deploy_orchestration, delete_orchestrat
 for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_activities, arm_activities,
                   governance):
     app.register_functions(blueprint)
-for blueprint in (diagnostics, event_grid):
+for blueprint in (diagnostics, event_grid, secret_activities):
     app.register_functions(blueprint)

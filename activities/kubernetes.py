@@ -35,6 +35,7 @@ from activities.gateway import endpoint_of
 from shared import manifests, servers
 from shared.errors import NotFoundError
 from shared.models import ClusterEvent, OperationJob, ReplicaCounts, ServerKind, ServerSpec
+from shared.secrets import get_secret_store, resolve_env
 from shared.settings import get_settings
 from shared.store import get_store
 
@@ -50,13 +51,14 @@ SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
 SCALING_EVENTS_KEPT = 20
 # the kinds `render` creates, each named after the server
 SERVER_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                "NetworkPolicy", "ServiceAccount")
+                "NetworkPolicy", "ServiceAccount", "Secret")
 Obj = dict[str, Any]
 
 # kind → (typed API class, method suffix, namespaced)
 KINDS: dict[str, tuple[type, str, bool]] = {
     "Namespace": (client.CoreV1Api, "namespace", False),
     "ServiceAccount": (client.CoreV1Api, "service_account", True),
+    "Secret": (client.CoreV1Api, "secret", True),
     "Service": (client.CoreV1Api, "service", True),
     "Deployment": (client.AppsV1Api, "deployment", True),
     "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler", True),
@@ -111,15 +113,36 @@ def namespace_object(name: str) -> Obj:
                                                   "pod-security.kubernetes.io/enforce": "restricted"}}}
 
 
+def _delete_if_present(api: client.ApiClient, kind: str, name: str, namespace: str) -> bool:
+    """Delete one object; False when it was not there. RuntimeError for other API errors."""
+    try:
+        _call(api, "delete", kind, name, namespace)
+    except RuntimeError as error:
+        if "HTTP 404" not in str(error):
+            raise
+        return False
+    return True
+
+
 def apply_spec(spec: ServerSpec) -> int:
-    """Apply the namespace and every rendered object of `spec`; the Deployment's generation."""
+    """Apply the namespace and every rendered object of `spec`; the Deployment's generation.
+
+    The Secret gets its values from the secret store here, on its way to the API server
+    only (NFR-SEC-002); a spec without secrets removes a Secret left by an earlier
+    revision. Raises SecretNotFoundError naming the variable if a reference is gone.
+    """
     options = manifests.options_from_settings()
+    assert spec.container is not None, "apply_spec needs a container spec"
     generation = 0
     with api_client() as api:
         for obj in [namespace_object(options.namespace), *manifests.render(spec, options)]:
+            if obj["kind"] == "Secret":
+                obj = manifests.fill_secret(obj, resolve_env(get_secret_store(), spec.container.secrets))
             live = apply(api, obj)
             if obj["kind"] == "Deployment":
                 generation = int(live.get("metadata", {}).get("generation", 0))
+        if not spec.container.secrets:
+            _delete_if_present(api, "Secret", spec.name, options.namespace)
     return generation
 
 
@@ -203,16 +226,8 @@ def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
 def delete_objects(name: str) -> int:
     """Delete every object of server `name` (absent ones are skipped); how many were deleted."""
     namespace = get_settings().kube_namespace
-    deleted = 0
     with api_client() as api:
-        for kind in reversed(SERVER_KINDS):
-            try:
-                _call(api, "delete", kind, name, namespace)
-                deleted += 1
-            except RuntimeError as error:
-                if "HTTP 404" not in str(error):
-                    raise
-    return deleted
+        return sum(_delete_if_present(api, kind, name, namespace) for kind in reversed(SERVER_KINDS))
 
 
 @bp.activity_trigger(input_name="job")

@@ -4,6 +4,10 @@ gateway and its peers, all in one run, loopback only, bounded in time.
 Targets (each a Streamable HTTP endpoint on 127.0.0.1, started by bench/targets.py):
   isolated     this gateway, session mode `isolated` (a child per session)
   shared       this gateway, session mode `shared` (one child for all sessions)
+  production   this gateway on the production path (issue 10): session mode `isolated`,
+               local-issuer token verified, access policy and rate limits (per caller,
+               server and tool, far above the bench's load) evaluated on every call,
+               invocation audit, and the default sandbox (bubblewrap) around each child
   supergateway `supergateway --stateful` from npm (a child per session)
   mcp-proxy    `mcp-proxy` from PyPI (one shared child)
   baseline     server-everything's own `streamableHttp` mode (no gateway)
@@ -28,8 +32,9 @@ isolated >= 1.5x supergateway, shared >= mcp-proxy and baseline; c=1: p50 within
 0.5 ms of baseline). While isolated runs at c=16, a poller times
 `GET /servers/everything/status` every 20 ms (FR-017: p95 under 200 ms under load).
 
-The gateway runs with auth off and no rate limits, as the peers authenticate nobody
-and limit nothing; bench/auth_overhead.py measures the guard's own cost.
+`isolated` and `shared` run with auth off, no rate limits and no sandbox, as the peers
+authenticate, limit and sandbox nothing; `production` has all of it on (target at c=16:
+>= 1.5x supergateway too); bench/auth_overhead.py measures the guard's own cost.
 
 Warm pool (issue 3: "an optional warm pool of pre-spawned children cuts first-call
 latency"): the gateway is started with MCPAAS_GATEWAY_WARM_POOL_SIZE=0 and then =4;
@@ -64,7 +69,7 @@ from targets import EVERYTHING, PEERS, REPO, Target, start_gateway, start_peer
 # importable once `targets` has put the repo on sys.path
 from shared.models import SessionMode  # noqa: E402
 
-TARGETS = ("isolated", "shared", *PEERS)
+TARGETS = ("isolated", "shared", "production", *PEERS)
 CONCURRENCY = (1, 16)
 WARMUP_SECONDS = 2
 POOL_REFILL_SECONDS = 1.5
@@ -93,46 +98,50 @@ class Results:
     status_timings: list[float] = field(default_factory=list)  # seconds
 
 
-async def open_sessions(http: httpx.AsyncClient, url: str, n: int) -> list[str]:
+async def open_sessions(http: httpx.AsyncClient, url: str, n: int,
+                        auth: dict[str, str] | None = None) -> list[str]:
     """`n` sessions on `url`, opened concurrently; on any failure the ones that did
     open are deleted and the first error is raised."""
-    opened = await asyncio.gather(*(open_session(http, url) for _ in range(n)),
+    opened = await asyncio.gather(*(open_session(http, url, auth) for _ in range(n)),
                                   return_exceptions=True)
     sids = [s[1] for s in opened if isinstance(s, tuple)]
     errors = [e for e in opened if isinstance(e, BaseException)]
     if errors:
-        await close_sessions(http, url, sids)
+        await close_sessions(http, url, sids, auth)
         raise errors[0]
     return sids
 
 
-async def close_sessions(http: httpx.AsyncClient, url: str, sids: list[str]) -> None:
+async def close_sessions(http: httpx.AsyncClient, url: str, sids: list[str],
+                         auth: dict[str, str] | None = None) -> None:
     """DELETE every session in `sids`; says so when a target refused any."""
-    deleted = await asyncio.gather(*(delete_session(http, url, s) for s in sids))
+    deleted = await asyncio.gather(*(delete_session(http, url, s, auth) for s in sids))
     if not all(deleted):
         print(f"  warning: {deleted.count(False)} of {len(sids)} DELETEs failed on {url}")
 
 
 async def measure(http: httpx.AsyncClient, url: str, clients: int, seconds: int, pid: int,
-                  status_url: str | None = None) -> tuple[Figure, list[float]]:
+                  status_url: str | None = None,
+                  auth: dict[str, str] | None = None) -> tuple[Figure, list[float]]:
     """Warm-up then a measured wrk run of `clients` sessions on `url` for `seconds`,
-    with the CPU of process tree `pid` around the measured run. Returns the figure and,
-    when `status_url` is given, the status poll timings (seconds) during the run."""
-    sids = await open_sessions(http, url, clients)
+    with the CPU of process tree `pid` around the measured run; every request carries
+    the credential headers `auth`. Returns the figure and, when `status_url` is given,
+    the status poll timings (seconds) during the run."""
+    sids = await open_sessions(http, url, clients, auth)
     try:
-        await run_wrk(url, sids, WARMUP_SECONDS)
+        await run_wrk(url, sids, WARMUP_SECONDS, auth)
         stop_polling = asyncio.Event()
-        poller = (asyncio.create_task(poll_status(http, status_url, stop_polling))
+        poller = (asyncio.create_task(poll_status(http, status_url, stop_polling, auth))
                   if status_url else None)
         root_before, children_before = tree_cpu(pid)
         try:
-            result = await run_wrk(url, sids, seconds)
+            result = await run_wrk(url, sids, seconds, auth)
         finally:
             stop_polling.set()
             timings = await poller if poller else []
         root_after, children_after = tree_cpu(pid)
     finally:
-        await close_sessions(http, url, sids)
+        await close_sessions(http, url, sids, auth)
     per_call = 1e6 / max(result.requests, 1)
     return Figure(result, (root_after - root_before) * per_call,
                   (children_after - children_before) * per_call), timings
@@ -157,7 +166,7 @@ async def measure_target(http: httpx.AsyncClient, label: str, url: str, target: 
     `status_url` is given) runs during c=16 only."""
     for c in CONCURRENCY:
         fig, timings = await measure(http, url, c, args.seconds, target.proc.pid,
-                                     status_url if c == 16 else None)
+                                     status_url if c == 16 else None, target.auth)
         print_figure(label, c, fig)
         if fig.valid:
             results.figures.setdefault((label, c), []).append(fig)
@@ -175,6 +184,9 @@ async def run_round(http: httpx.AsyncClient, args: argparse.Namespace,
     with tempfile.TemporaryDirectory(prefix="mcpaas-bench-") as tmp:
         await run_one(http, "gateway", args, results, lambda: start_gateway(Path(tmp), {
             "everything": SessionMode.ISOLATED, "everything-shared": SessionMode.SHARED}))
+    with tempfile.TemporaryDirectory(prefix="mcpaas-bench-prod-") as tmp:
+        await run_one(http, "production", args, results, lambda: start_gateway(
+            Path(tmp), {"everything": SessionMode.ISOLATED}, production=True))
     for peer in PEERS:
         await run_one(http, peer, args, results, lambda p=peer: start_peer(p))
 
@@ -194,6 +206,9 @@ async def run_one(http: httpx.AsyncClient, name: str, args: argparse.Namespace,
                                  args, results, f"{base}/servers/everything/status")
             await measure_target(http, "shared", f"{base}/servers/everything-shared/mcp",
                                  target, args, results)
+        elif name == "production":
+            await measure_target(http, name, f"{target.base}/servers/everything/mcp", target,
+                                 args, results)
         else:
             await measure_target(http, name, f"{target.base}/mcp", target, args, results)
     except Exception as exc:  # a target that breaks under load is reported, not fatal
@@ -254,9 +269,10 @@ def report(results: Results, rounds: int) -> None:
             return "n/a (no valid figure for a target)"
         return f"{med[(a, 16)]['tput'] / med[(b, 16)]['tput']:.2f}x"
 
-    print("\nc=16 throughput ratios (targets: isolated >= 1.5x supergateway; "
+    print("\nc=16 throughput ratios (targets: isolated and production >= 1.5x supergateway; "
           "shared >= 1x mcp-proxy and baseline)")
-    for a, b in (("isolated", "supergateway"), ("shared", "mcp-proxy"),
+    for a, b in (("isolated", "supergateway"), ("production", "supergateway"),
+                 ("production", "isolated"), ("shared", "mcp-proxy"),
                  ("shared", "baseline"), ("isolated", "baseline")):
         print(f"  {a + ' / ' + b:25} {ratio(a, b)}")
     if ("baseline", 1) in med:

@@ -65,60 +65,66 @@ class WrkResult:
         return self.failures + self.socket_errors
 
 
-async def open_session(http: httpx.AsyncClient, url: str) -> tuple[float, str]:
-    """initialize + notifications/initialized on `url`. Returns the seconds from sending
-    `initialize` to its whole response, and the session id."""
+async def open_session(http: httpx.AsyncClient, url: str,
+                       auth: dict[str, str] | None = None) -> tuple[float, str]:
+    """initialize + notifications/initialized on `url` (with credential headers `auth`).
+    Returns the seconds from sending `initialize` to its whole response, and the session id."""
     init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
         "clientInfo": {"name": "bench", "version": "1"}}}
     started = time.perf_counter()
-    reply = await http.post(url, content=json.dumps(init), headers=HEADERS)
+    reply = await http.post(url, content=json.dumps(init), headers={**HEADERS, **(auth or {})})
     elapsed = time.perf_counter() - started
     reply.raise_for_status()
     sid = reply.headers.get("mcp-session-id")
     if not sid:
         raise RuntimeError(f"initialize on {url} returned no mcp-session-id")
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-    (await http.post(url, content=json.dumps(note), headers=session_headers(sid))
+    (await http.post(url, content=json.dumps(note), headers=session_headers(sid, auth))
      ).raise_for_status()
     return elapsed, sid
 
 
-async def echo(http: httpx.AsyncClient, url: str, sid: str) -> float:
+async def echo(http: httpx.AsyncClient, url: str, sid: str, auth: dict[str, str] | None = None) -> float:
     """One `tools/call echo` on session `sid`; seconds from sending to the whole
     response. RuntimeError when the answer holds no result."""
     started = time.perf_counter()
-    reply = await http.post(url, content=ECHO, headers=session_headers(sid))
+    reply = await http.post(url, content=ECHO, headers=session_headers(sid, auth))
     elapsed = time.perf_counter() - started
     if reply.status_code != 200 or '"result"' not in reply.text:
         raise RuntimeError(f"echo failed: {reply.status_code} {reply.text[:200]}")
     return elapsed
 
 
-def session_headers(sid: str) -> dict[str, str]:
-    """Request headers of an initialized session `sid`."""
-    return {**HEADERS, "mcp-session-id": sid, "mcp-protocol-version": PROTOCOL_VERSION}
+def session_headers(sid: str, auth: dict[str, str] | None = None) -> dict[str, str]:
+    """Request headers of an initialized session `sid`, plus credential headers `auth`."""
+    return {**HEADERS, **(auth or {}), "mcp-session-id": sid, "mcp-protocol-version": PROTOCOL_VERSION}
 
 
-async def delete_session(http: httpx.AsyncClient, url: str, sid: str) -> bool:
+async def delete_session(http: httpx.AsyncClient, url: str, sid: str,
+                         auth: dict[str, str] | None = None) -> bool:
     """DELETE session `sid`; True when the target answered 2xx."""
     try:
-        reply = await http.delete(url, headers=session_headers(sid))
+        reply = await http.delete(url, headers=session_headers(sid, auth))
     except httpx.HTTPError:
         return False
     return reply.is_success
 
 
-async def run_wrk(url: str, sids: list[str], seconds: int) -> WrkResult:
+async def run_wrk(url: str, sids: list[str], seconds: int,
+                  auth: dict[str, str] | None = None) -> WrkResult:
     """`wrk -tN -cN` for `seconds` (whole seconds: wrk's -d takes integers), one thread,
-    one connection and one session of `sids` each; RuntimeError when wrk fails."""
+    one connection and one session of `sids` each, sending the `Authorization` of `auth`
+    when given; RuntimeError when wrk fails."""
     with tempfile.NamedTemporaryFile("w", prefix="mcp-sessions-", suffix=".txt") as ids:
         ids.write("\n".join(sids) + "\n")
         ids.flush()
         n = str(len(sids))
         proc = await asyncio.create_subprocess_exec(
             wrk_path(), "-t", n, "-c", n, "-d", f"{seconds}s", "--timeout", WRK_TIMEOUT,
-            "-s", str(WRK_SCRIPT), url, env={**os.environ, "MCP_SESSIONS": ids.name},
+            "-s", str(WRK_SCRIPT), url,
+            env={**os.environ, "MCP_SESSIONS": ids.name,
+                 "MCP_AUTHORIZATION": (auth or {}).get("Authorization", "")},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
     for line in out.decode().splitlines():
@@ -153,12 +159,13 @@ def tree_cpu(root: int) -> tuple[float, float]:
     return stats.get(root, (0, 0.0))[1], descendants
 
 
-async def poll_status(http: httpx.AsyncClient, url: str, stop: asyncio.Event) -> list[float]:
+async def poll_status(http: httpx.AsyncClient, url: str, stop: asyncio.Event,
+                      auth: dict[str, str] | None = None) -> list[float]:
     """Time `GET url` every STATUS_POLL_SECONDS until `stop`; seconds each."""
     timings = []
     while not stop.is_set():
         started = time.perf_counter()
-        (await http.get(url)).raise_for_status()
+        (await http.get(url, headers=auth)).raise_for_status()
         timings.append(time.perf_counter() - started)
         await asyncio.sleep(STATUS_POLL_SECONDS)
     return timings

@@ -14,12 +14,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from shared.auth.principal import Role  # noqa: E402
+from shared.auth.tokens import LocalIssuer  # noqa: E402
 from shared.models import PackageSource, Server, ServerSpec, SessionMode  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.store import open_store  # noqa: E402
@@ -29,10 +31,19 @@ SUPERGATEWAY = REPO / "node_modules" / ".bin" / "supergateway"
 MCP_PROXY = Path(os.environ.get("MCPAAS_BENCH_MCP_PROXY", REPO / ".venv-peers/bin/mcp-proxy"))
 PEERS = ("supergateway", "mcp-proxy", "baseline")
 START_TIMEOUT_SECONDS = 30
-# the peers authenticate nobody and limit nothing; bench/auth_overhead.py measures the
-# guard's own cost, so here it runs with auth off and no rate limits
-GATEWAY_ENV = {"MCPAAS_STORE": "sqlite", "MCPAAS_AUTH_MODE": "none",
+# The peers authenticate nobody, limit nothing and sandbox nothing: the `isolated` and
+# `shared` targets run so too (the relay alone; bench/auth_overhead.py measures the
+# guard's own cost). The invocation audit is always on.
+GATEWAY_ENV = {"MCPAAS_STORE": "sqlite", "MCPAAS_AUTH_MODE": "none", "MCPAAS_GATEWAY_SANDBOX": "none",
                "MCPAAS_GATEWAY_RATE_LIMIT_IDENTITY": "", "MCPAAS_GATEWAY_RATE_LIMIT_SERVER": ""}
+# The production path (`production` target): local-issuer tokens verified, access and
+# rate limits evaluated on every call (limits far above the bench's load, so none
+# refuses), audit on, and the default sandbox (bubblewrap on Linux) around each child.
+PRODUCTION_LIMIT = "100000000/minute"
+PRODUCTION_ENV = {"MCPAAS_STORE": "sqlite", "MCPAAS_AUTH_MODE": "local",
+                  "MCPAAS_GATEWAY_RATE_LIMIT_IDENTITY": PRODUCTION_LIMIT,
+                  "MCPAAS_GATEWAY_RATE_LIMIT_SERVER": PRODUCTION_LIMIT,
+                  "MCPAAS_GATEWAY_RATE_LIMIT_TOOL": PRODUCTION_LIMIT}
 
 
 @dataclass
@@ -42,6 +53,8 @@ class Target:
     name: str
     base: str
     proc: subprocess.Popen[bytes]
+    # credential headers every request to the target carries (production path)
+    auth: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         """End the target and every process in its group."""
@@ -112,18 +125,26 @@ def everything_spec(name: str, mode: SessionMode) -> dict:
 
 
 async def start_gateway(data_dir: Path, servers: dict[str, SessionMode],
-                        env: dict[str, str] | None = None) -> Target:
+                        env: dict[str, str] | None = None, production: bool = False) -> Target:
     """This gateway (`python -m gateway`) over a SQLite store in `data_dir` holding
-    `servers` (name -> session mode); `env` adds to GATEWAY_ENV. Endpoints are
+    `servers` (name -> session mode); `env` adds to GATEWAY_ENV, or to PRODUCTION_ENV
+    when `production` (the target then carries a Reader's local token). Endpoints are
     `{base}/servers/<name>/mcp`."""
     store = open_store(Settings(data_dir=data_dir))
     for name, mode in servers.items():
         store.upsert("servers", everything_spec(name, mode))
     port = free_port()
+    base_env = PRODUCTION_ENV if production else GATEWAY_ENV
+    auth = {}
+    if production:  # the key file is created here, before the gateway reads it
+        token = LocalIssuer(Settings(data_dir=data_dir).auth_key_path).mint("bench", [Role.READER])
+        auth = {"Authorization": f"Bearer {token}"}
     proc = spawn([sys.executable, "-m", "gateway"], {
-        **GATEWAY_ENV, **(env or {}), "MCPAAS_DATA_DIR": str(data_dir),
+        **base_env, **(env or {}), "MCPAAS_DATA_DIR": str(data_dir),
         "MCPAAS_GATEWAY_HOST": "127.0.0.1", "MCPAAS_GATEWAY_PORT": str(port)})
-    return await started("gateway", proc, port, f"http://127.0.0.1:{port}")
+    target = await started("gateway", proc, port, f"http://127.0.0.1:{port}")
+    target.auth = auth
+    return target
 
 
 async def start_peer(name: str) -> Target:

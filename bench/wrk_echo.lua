@@ -9,6 +9,8 @@
 
 local threads = {}
 local sessions = {}
+-- the credential of the production-path target (`Bearer <token>`), when it needs one
+local authorization = os.getenv("MCP_AUTHORIZATION")
 
 local path = os.getenv("MCP_SESSIONS")
 local file = assert(io.open(path, "r"), "MCP_SESSIONS must name a file of session ids")
@@ -34,6 +36,9 @@ function init(args)
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Mcp-Session-Id"] = sid
   wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
+  if authorization and authorization ~= "" then
+    wrk.headers["Authorization"] = authorization
+  end
 end
 
 function response(status, headers, body)

@@ -21,7 +21,7 @@ from cli.errors import CliError
 from cli.platform import PlatformOptions, run_platform
 from cli.state import CliState
 from cli.wait import Poller, wait_for_delete, wait_for_deploy
-from shared import manifests
+from shared import keyfiles, manifests
 from shared.auth.principal import AuthMode, Role
 from shared.settings import get_settings
 
@@ -175,8 +175,11 @@ def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
 def _enqueue(state: CliState, spec: Any) -> None:
     """Send a deploy request for `spec` to the deploy-requests queue (`cli.queue`)."""
     request = deploy_queue.deploy_request(specs.spec_payload(spec))
-    message_id = deploy_queue.enqueue_deploy(request, api_url=state.api_url, transport=state.transport,
-                                             namespace=get_settings().servicebus_namespace)
+    settings = get_settings()
+    message_id = deploy_queue.enqueue_deploy(request, credential=state.token, api_url=state.api_url,
+                                             transport=state.transport,
+                                             namespace=settings.servicebus_namespace,
+                                             host_key=keyfiles.host_key(settings, create=False))
     render.out().print(f"Enqueued deploy of [bold]{spec.name}[/] (message {message_id}); "
                        f"follow it with `mcpaas status {spec.name}`")
 

@@ -5,6 +5,12 @@ Children get their configuration only through the `MCPAAS_*` environment that
 deployed process. Each child runs in its own process group: Ctrl-C reaches only this
 supervisor, which then stops the children in order (SIGTERM, SIGKILL after a grace
 period) instead of racing them to exit.
+
+Before either child starts, `up` makes sure the data dir holds the keys of the
+platform's own entry points (`shared.keyfiles`): devhost's host key (its `/runtime` and
+`/admin` routes, and the CLI's local queue sender) and the gateway's `/metrics` scrape
+token, unless `MCPAAS_HOST_KEY` / `MCPAAS_GATEWAY_METRICS_TOKEN` set them. Both
+children and the CLI then read the same values; `up` announces where they are.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from typing import IO
 import httpx
 
 from cli.errors import CliError
+from shared import keyfiles
+from shared.settings import get_settings
 
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
@@ -79,6 +87,17 @@ def child_env(options: PlatformOptions, base_env: dict[str, str]) -> dict[str, s
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+def ensure_keys(data_dir: Path) -> dict[str, str]:
+    """Create the host key and the metrics token in `data_dir` unless set in the
+    environment; returns where each comes from, for `announce`."""
+    settings = get_settings().model_copy(update={"data_dir": data_dir})
+    keyfiles.host_key(settings)
+    keyfiles.metrics_token(settings)
+    return {"host key": "MCPAAS_HOST_KEY" if settings.host_key else str(settings.host_key_path),
+            "metrics token": "MCPAAS_GATEWAY_METRICS_TOKEN" if settings.gateway_metrics_token
+            else str(settings.metrics_token_path)}
 
 
 def default_commands() -> dict[str, list[str]]:
@@ -199,12 +218,13 @@ def run_platform(options: PlatformOptions, announce: Callable[[dict[str, str]], 
     # shell starts background jobs so when job control is off; Python then installs
     # no KeyboardInterrupt handler of its own).
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    keys = ensure_keys(data_dir)
     children = start_children(commands or default_commands(), env, data_dir / "logs")
     try:
         wait_ready(children, {"control plane": f"{api_url(options)}/api/servers",
                               "gateway": f"{gateway_url(options)}/healthz"})
         announce({"control plane": api_url(options), "gateway": gateway_url(options),
-                  "data dir": str(data_dir), "logs": str(data_dir / "logs")})
+                  "data dir": str(data_dir), "logs": str(data_dir / "logs"), **keys})
         dead = supervise(children)
         raise _died_error(dead)
     except (KeyboardInterrupt, _Stop):

@@ -77,5 +77,16 @@ def validate_spec(data: dict[str, Any]) -> ServerSpec:
 
 
 def spec_payload(spec: ServerSpec) -> dict[str, Any]:
-    """The JSON body sent to the control plane: the validated spec, unset sections omitted."""
-    return spec.model_dump(mode="json", exclude_none=True)
+    """The JSON body sent to the control plane: the validated spec, unset sections omitted.
+
+    Secret values are written in clear here only, on their way to the control plane (JSON
+    dumping masks a `SecretStr`); the control plane moves them into the secret store.
+    """
+    payload = spec.model_dump(mode="json", exclude_none=True)
+    source = spec.package or spec.container
+    if source is not None and not source.secrets:
+        del payload[spec.kind.value]["secrets"]  # the default: bodies stay as they were before secrets
+    for env_name, secret in (source.secrets if source is not None else {}).items():
+        if secret.value is not None:
+            payload[spec.kind.value]["secrets"][env_name]["value"] = secret.value.get_secret_value()
+    return payload

@@ -1,7 +1,8 @@
 """``python -m devhost [--app module:attr] [--host H] [--port P]``: serve a FunctionApp.
 
 Imports ``function_app:app`` by default (the repo-root module, as Core Tools would),
-reads :func:`shared.settings.get_settings` and runs uvicorn on ``api_host:api_port``.
+reads :func:`shared.settings.get_settings` and runs uvicorn on ``api_host:api_port``
+(loopback by default; a warning is logged for any other address).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import uvicorn
 from devhost.host import create_app
 from shared.settings import get_settings
 from shared.telemetry import configure_telemetry
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def load_app(spec: str) -> object:
@@ -46,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     updates = {k: v for k, v in {"api_host": args.host, "api_port": args.port}.items() if v}
     if updates:
         settings = settings.model_copy(update=updates)
+    if settings.api_host not in LOOPBACK_HOSTS:
+        # the runtime routes need the host key and /api a token, but every open port is
+        # attack surface: loopback is the default, anything else is a deliberate choice
+        logging.getLogger("devhost").warning(
+            "devhost listens on %s, not loopback: it is reachable from the network", settings.api_host)
     app = create_app(load_app(args.app), settings)  # type: ignore[arg-type]
     # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.api_host, port=settings.api_port,

@@ -10,7 +10,9 @@
   with history in SQLite at ``settings.durable_path``;
 * delivers local Service Bus queues (:mod:`devhost.queues`, ``/runtime/queues``), the
   Event Grid webhook (:mod:`devhost.event_grid`) and timer schedules plus
-  ``/admin/functions/{name}`` (:mod:`devhost.timers`) to the non-HTTP functions.
+  ``/admin/functions/{name}`` (:mod:`devhost.timers`) to the non-HTTP functions;
+* requires the host key on every ``/runtime/...`` and ``/admin/...`` route
+  (:mod:`devhost.keys`; the key from ``shared.keyfiles.host_key``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator
 import azure.functions as func
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -36,9 +39,11 @@ from devhost.http_functions import (
     HttpFunctionDispatcher,
     collect_http_routes,
 )
+from devhost.keys import HostKeyMiddleware
 from devhost.problems import problem
 from devhost.queues import QueueWorker
 from devhost.timers import TimerScheduler
+from shared.keyfiles import host_key
 from shared.settings import Settings
 
 log = logging.getLogger("devhost")
@@ -54,7 +59,8 @@ def create_app(app: func.FunctionApp, settings: Settings) -> Starlette:
     The SQLite file is opened at start-up (lifespan) and closed at shutdown.
     """
     engine = DurableEngine(DurableFunctions.from_app(app), settings.durable_path)
-    binding = client_binding(settings.api_url, settings.task_hub)
+    key = host_key(settings)
+    binding = client_binding(settings.api_url, settings.task_hub, key)
     binding_json = json.dumps(binding)
     dispatcher = HttpFunctionDispatcher(collect_http_routes(app), lambda: binding_json,
                                         settings.host_max_body_bytes)
@@ -81,6 +87,7 @@ def create_app(app: func.FunctionApp, settings: Settings) -> Starlette:
                 Route(ROUTE_PREFIX, dispatcher.dispatch, methods=_ALL_METHODS),
                 Route(ROUTE_PREFIX + "/{path:path}", dispatcher.dispatch, methods=_ALL_METHODS)],
         exception_handlers={HTTPException: _http_problem},
+        middleware=[Middleware(HostKeyMiddleware, key=key)],
         lifespan=lifespan)
     site.state.engine = engine
     site.state.client_binding = binding_json

@@ -21,7 +21,10 @@ HTTP surface (served by devhost next to ``/api``):
   ``application_properties``. Answers 201 ``{"message_id", "sequence_number"}``.
 * ``GET /runtime/queues/{queue}/deadletter``: ``{"items": [...]}`` oldest first, each
   with ``message_id``, ``body`` (text), ``delivery_count``, ``dead_letter_reason``,
-  ``dead_letter_error_description``, ``last_error``, ``application_properties``.
+  ``dead_letter_error_description``, ``last_error``, ``application_properties`` (values
+  scrubbed of credentials, ``shared.redact``).
+
+Both need the host key (``devhost.keys``), like every ``/runtime`` route.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from starlette.routing import Route
 
 from devhost.invoke import FunctionTarget, collect_targets, invoke
 from devhost.problems import problem
+from shared.redact import scrub_credentials
 
 log = logging.getLogger("devhost.queues")
 
@@ -171,7 +175,11 @@ class LocalQueues:
                  "dead_letter_reason": r["dead_letter_reason"],
                  "dead_letter_error_description": r["dead_letter_description"],
                  "last_error": r["last_error"],
-                 "application_properties": json.loads(r["properties"])} for r in rows]
+                 # credentials sent as properties (a deploy request's Authorization)
+                 # stay in the queue's file, never in this listing
+                 "application_properties": {k: scrub_credentials(v) if isinstance(v, str) else v
+                                            for k, v in json.loads(r["properties"]).items()}}
+                for r in rows]
 
     def active_count(self, queue: str) -> int:
         """Messages of ``queue`` not yet completed nor dead-lettered."""

@@ -15,8 +15,9 @@ Routes:
   Every MCP route above needs a token or API key (401 otherwise) and passes
   `gateway.guard` (access policy, tenancy, session binding, tool policy, rate
   limits, invocation audit) before it reaches a server.
-- `/servers/{name}/status`: liveness JSON of one server.
-- `/healthz`, `/readyz`: process liveness and store readiness.
+- `/servers/{name}/status`: liveness JSON of one server, for a caller that may read it.
+- `/healthz`, `/readyz`: process liveness and store readiness (public, no detail).
+- `/metrics`: Prometheus exposition, for the scrape token only (`gateway.metrics`).
 - `DELETE /admin/servers/{name}/sessions`: the control plane ends every session of a
   server it deleted or updated; answers `{"stopped": n}`. Admin only (401/403).
 """
@@ -38,8 +39,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from shared.auth.principal import Role
+from shared.auth.rbac import ForbiddenError, Permission, authorize
+from shared.egress import EgressPolicy
 from shared.errors import MCPaaSError, NotFoundError, UnprocessableError
+from shared.keyfiles import metrics_token
 from shared.models import Server, ServerKind
+from shared.redact import scrub_credentials
+from shared.secrets import create_secret_store
 from shared.settings import Settings
 from shared.store.port import DocumentStore
 from shared.telemetry import TraceMiddleware
@@ -50,10 +56,12 @@ from gateway.http import check_origin, parse_origins, problem, rpc_error
 from gateway.jsonrpc import INVALID_REQUEST
 from gateway.legacy_sse import LegacySseEndpoint
 from gateway.locks import open_locks
-from gateway.metrics import metrics_endpoint
+from gateway.metrics import MetricsEndpoint
 from gateway.policy import has_tool_policy, tool_predicate
 from gateway.provision import Provisioner
 from gateway.registry import ServerRegistry
+from gateway.sandbox import Sandbox
+from gateway.stdio import Launcher
 from gateway.streamable_http import PackageEndpoint
 from gateway.supervisor import SessionRegistry
 from gateway.upstream import UpstreamProxy, default_client
@@ -174,15 +182,35 @@ async def legacy_messages(request: Request) -> Response:
 
 
 async def server_status(request: Request) -> Response:
-    """`/servers/{name}/status`: `{name, status, sessions, pids, mounted_at, last_error}`."""
+    """`/servers/{name}/status`: `{name, status, sessions, pids, mounted_at, restarts, last_error}`.
+
+    Needs a credential that may read the server (`server.read`, as the control plane's
+    `GET /api/servers/{name}`): 401 with the RFC 9728 challenge before any lookup, so an
+    anonymous caller learns nothing about which names exist; 403 problem+json when the
+    caller may not read it (an API key scoped to other servers). `last_error` is cut
+    to 1,000 characters and scrubbed of credentials (`shared.redact`): it can echo what
+    a child printed.
+    """
     gw = _gateway(request)
     name = request.path_params["name"]
+    principal = await gw.guard.auth.authenticate(request, name)
+    if isinstance(principal, Response):
+        return principal
+    server = await gw.registry.document(name)
+    decision = authorize(principal, Permission.SERVER_READ, server=name,
+                         owner_team=server.spec.owner_team if server else "",
+                         shares=server.shares if server else None)
+    if not decision.allowed:
+        log.info("status of %s refused for %s: %s", name, principal.subject, decision.reason)
+        raise ForbiddenError(f"server.read denied: {decision.reason}")
     try:
         await gw.registry.lookup(name)
         known = True
     except MCPaaSError:
         known = False
-    return JSONResponse(gw.sessions.status(name, known))
+    status = gw.sessions.status(name, known)
+    status["last_error"] = scrub_credentials(status.get("last_error"))
+    return JSONResponse(status)
 
 
 async def stop_sessions(request: Request) -> Response:
@@ -231,22 +259,26 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     """Build the gateway app over `store`, configured by `settings`.
 
     The app owns its stdio children and upstream HTTP pool; its lifespan shutdown ends
-    every child's process group and closes the pool.
+    every child's process group and closes the pool. Raises SandboxUnavailableError
+    when `gateway_sandbox` is `bwrap` and bubblewrap is missing (docs/sandbox.md).
     """
+    sandbox = Sandbox(settings)
+    sandbox.check()  # no silent fallback to running hosted code unsandboxed
+    launcher = Launcher(sandbox, create_secret_store(settings))
     http = default_client()
-    sessions = SessionRegistry(settings.servers_dir,
+    sessions = SessionRegistry(launcher,
                                max_sessions=settings.gateway_max_sessions_per_server,
                                idle_seconds=settings.gateway_session_idle_seconds,
                                event_capacity=settings.gateway_event_store_size,
                                warm_pool_size=settings.gateway_warm_pool_size)
     limit = settings.gateway_max_body_bytes
     locks = open_locks(settings.redis_url)
-    provisioner = Provisioner(store, locks, settings.servers_dir)
+    provisioner = Provisioner(store, locks, launcher)
     package = PackageEndpoint(sessions, limit, provisioner.ensure,
                               stream_after=settings.gateway_stream_after_seconds)
     gateway = Gateway(settings=settings, registry=ServerRegistry(store), sessions=sessions,
                       package=package, legacy=LegacySseEndpoint(package),
-                      upstream=UpstreamProxy(http, limit), http=http,
+                      upstream=UpstreamProxy(http, limit, EgressPolicy.from_settings(settings)), http=http,
                       allowed_origins=parse_origins(settings.gateway_allowed_origins),
                       guard=build_guard(settings, store, sessions))
 
@@ -261,6 +293,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
             stopped = await sessions.stop_all()
             await gateway.guard.stop()
             await http.aclose()
+            await gateway.upstream.aclose()
             await locks.close()
             log.info("gateway stopped; %d sessions ended", stopped)
 
@@ -274,7 +307,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
         Route("/admin/servers/{name}/sessions", stop_sessions, methods=["DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/metrics", MetricsEndpoint(metrics_token(settings)), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={MCPaaSError: _problem_handler},

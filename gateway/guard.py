@@ -14,7 +14,9 @@ Order of checks, each answered as MCP clients expect (JSON-RPC error bodies):
    admitted request's response carries `X-RateLimit-*` of its tightest limit too.
 Every JSON-RPC request that passed authentication is recorded in `invocations` (actor,
 server, method, tool, latency in ms, result = HTTP status or ``denied``) through
-`shared.audit.AuditBuffer`, which only appends to memory on the request path.
+`shared.audit.AuditBuffer`, which only appends to memory on the request path and spills
+to `audit_spill_dir` while the store is down (counters `mcpaas_audit_records_*`), and
+is emitted as a `ToolCalled` OpenTelemetry log record (`shared.telemetry`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.asgi import header
-from shared.audit import AuditBuffer, invocation
+from shared.audit import AuditBuffer, AuditMetrics, invocation
 from shared.auth.factory import authenticator_from_settings
 from shared.auth.principal import Principal
 from shared.errors import PayloadTooLargeError
@@ -40,13 +42,14 @@ from shared.models import AuditEvent, Server, ServerKind
 from shared.ratelimit import RateLimitDecision, RateLimiter
 from shared.settings import Settings
 from shared.store.port import DocumentStore
-from shared.telemetry import current_trace_id
+from shared.telemetry import current_trace_id, emit_tool_called
 
 from gateway.auth import GatewayAuth
 
 from gateway.http import SESSION_HEADER, read_payload, rpc_error
 from gateway.jsonrpc import INVALID_REQUEST, SESSION_NOT_FOUND, MessageError, is_request
 from gateway.limits import limiter_from_settings, too_many_requests
+from gateway.metrics import METRICS
 from gateway.policy import GuardedSession, bind_caller, may_use, tool_allowed
 from gateway.supervisor import SessionRegistry
 from gateway.tenancy import ScopeRefusedError, bind
@@ -57,6 +60,8 @@ LEGACY_SESSION_PARAM = "session_id"
 # Remote sessions remembered for binding; the oldest are forgotten beyond this.
 MAX_REMOTE_SESSIONS = 100_000
 Handler = Callable[[Server], Awaitable[Response]]
+# the audit writers' counters, served with the gateway's other metrics at /metrics
+AUDIT_METRICS = AuditMetrics.on(METRICS.registry)
 
 
 @dataclass
@@ -148,7 +153,7 @@ class Guard:
             return rpc_error(404, SESSION_NOT_FOUND, "Session not found", call.first.get("id"))
         for message in call.requests:
             tool = _tool_of(message)
-            if tool is not None and not tool_allowed(principal, server.spec.access, tool):
+            if tool is not None and not tool_allowed(principal, server.spec, tool):
                 self.record(call, "denied")
                 return rpc_error(200, FORBIDDEN, f"Forbidden: tool '{tool}' is not allowed for this caller",
                                  message.get("id"))
@@ -216,9 +221,11 @@ class Guard:
         latency_ms = (time.perf_counter() - call.started) * 1000
         trace_id = current_trace_id()  # the request's span: a SIEM joins calls to traces
         for message in call.requests:
-            self.invocations.record(invocation(
-                server=call.server.name, actor=call.principal.subject, method=str(message.get("method")),
-                tool=_tool_of(message), latency_ms=latency_ms, result=result, trace_id=trace_id))
+            doc = invocation(server=call.server.name, actor=call.principal.subject,
+                             method=str(message.get("method")), tool=_tool_of(message),
+                             latency_ms=latency_ms, result=result, trace_id=trace_id)
+            self.invocations.record(doc)
+            emit_tool_called(doc)
 
     def _audit_scope(self, principal: Principal, server: str, reason: str) -> None:
         self.decisions.record(AuditEvent(
@@ -269,6 +276,9 @@ def build_guard(settings: Settings, store: DocumentStore, sessions: SessionRegis
     Raises ValueError for an incomplete `entra` configuration or a bad limit string.
     """
     auth = GatewayAuth(settings, authenticator_from_settings(settings, store))
+    buffers = {container: AuditBuffer(store, container, spill_dir=settings.audit_spill_dir,
+                                      spill_max_bytes=settings.audit_spill_max_bytes, metrics=AUDIT_METRICS)
+               for container in ("invocations", "audit")}
     return Guard(auth, sessions, limiter_from_settings(settings),
-                 invocations=AuditBuffer(store, "invocations"), decisions=AuditBuffer(store, "audit"),
+                 invocations=buffers["invocations"], decisions=buffers["audit"],
                  max_body_bytes=settings.gateway_max_body_bytes, limit_in_thread=bool(settings.redis_url))

@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from pathlib import Path
-
-from shared.models import PackageSource
+from shared.models import Server
 
 from gateway.jsonrpc import Message, is_request, is_response
 from gateway.sessions import Session, SessionGoneError
-from gateway.stdio import StdioChild
+from gateway.stdio import Launcher, StdioChild
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +35,17 @@ class IsolatedLink:
     """The child of one session.
 
     Args:
-        package: what to run. workdir: the server's directory (cwd, `stderr.log`).
+        launcher: starts the server's sandboxed processes. server: what to run (bound
+            to the session's scope values, `gateway.tenancy`).
         session: the session it serves.
         on_crash: called with `(server, text)` for every unexpected exit (restart
             counters, last error).
     """
 
-    def __init__(self, package: PackageSource, workdir: Path, session: Session,
+    def __init__(self, launcher: Launcher, server: Server, session: Session,
                  on_crash: Callable[[str, str], None]) -> None:
-        self.package = package
-        self.workdir = workdir
+        self.launcher = launcher
+        self.server = server
         self.session = session
         self._on_crash = on_crash
         self._child: StdioChild | None = None
@@ -77,7 +76,7 @@ class IsolatedLink:
         self._child = ready
 
     async def _spawn(self) -> StdioChild:
-        child = StdioChild(self.package, self.workdir, self._on_message, None)
+        child = StdioChild(self.launcher, self.server.name, self.server.spec, self._on_message, None)
         child.on_exit = lambda code, reason: self._exited(child, code, reason)
         await child.start()
         return child

@@ -1,27 +1,46 @@
 """Per-server log files: the stderr of every child, one timestamped line per line.
 
-The gateway writes `<servers_dir>/<name>/stderr.log` (NFR-OPS-006/007): each line is
+The gateway writes `<servers_dir>/.logs/<name>.log` (NFR-OPS-006/007): each line is
 `<UTC ISO-8601 time> [<pid>] <text>`, plus one line per child exit with its code. The
-control plane serves it at `GET /api/servers/{name}/logs` through `read_log`. Files
-rotate once at `MAX_LOG_BYTES` (one `.1` generation kept) so a chatty server cannot
-fill the disk. Stdlib only: the control plane imports this too.
+log lives outside the server's own directory (`<servers_dir>/<name>`, which its
+sandboxed children may write) so a child cannot rewrite or forge its own log; `.logs`
+is no valid server name (DNS-1123 labels start with a letter or digit). Secret values
+of the server are replaced by `REDACTED` before a line is written. The control plane
+serves the log at `GET /api/servers/{name}/logs` through `read_log`. Files rotate once
+at `MAX_LOG_BYTES` (one `.1` generation kept) so a chatty server cannot fill the disk.
+Stdlib only: the control plane imports this too.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-LOG_NAME = "stderr.log"
+LOGS_DIR = ".logs"
+REDACTED = "[REDACTED]"
+# shorter values would blank ordinary text; no real credential is that short
+MIN_REDACTED_CHARS = 4
 MAX_LOG_BYTES = 10 * 1024 * 1024
 MAX_TAIL_LINES = 10_000
 
 
 def log_path(servers_dir: Path, name: str) -> Path:
     """Where the log of server `name` lives."""
-    return servers_dir / name / LOG_NAME
+    return servers_dir / LOGS_DIR / f"{name}.log"
+
+
+def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
+    """A function that replaces every value of `secrets` (longest first) in a text."""
+    values = sorted({v for v in secrets if len(v) >= MIN_REDACTED_CHARS}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for value in values:
+            text = text.replace(value, REDACTED)
+        return text
+    return redact
 
 
 def _stamp() -> str:
@@ -34,15 +53,19 @@ def append_line(path: Path, pid: int | None, text: str) -> None:
         if path.stat().st_size > MAX_LOG_BYTES:
             path.replace(path.with_suffix(".log.1"))
     except FileNotFoundError:
-        pass
+        path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8", errors="replace") as handle:
         handle.write(f"{_stamp()} [{pid}] {text.rstrip()}\n")
 
 
-async def copy_stderr(stream: asyncio.StreamReader, path: Path, pid: int | None) -> None:
-    """Copy a child's stderr to its server log line by line until EOF."""
+async def copy_stderr(stream: asyncio.StreamReader, path: Path, pid: int | None,
+                      redact: Callable[[str], str], tail: deque[str]) -> None:
+    """Copy a child's stderr to its server log line by line until EOF, redacted; the
+    last lines are also kept in `tail` (a bounded deque) for exit diagnostics."""
     while line := await stream.readline():
-        append_line(path, pid, line.decode("utf-8", errors="replace"))
+        text = redact(line.decode("utf-8", errors="replace"))
+        tail.append(text)
+        append_line(path, pid, text)
 
 
 def read_log(path: Path, tail: int = 100, since: datetime | None = None) -> list[str]:

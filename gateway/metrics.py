@@ -1,5 +1,12 @@
 """Prometheus metrics of the gateway, served at `/metrics` (NFR-OPS-005).
 
+`/metrics` answers only a scraper that sends the scrape token
+(`Authorization: Bearer <token>`, compared in constant time; NFR-SEC-004): the token is
+`MCPAAS_GATEWAY_METRICS_TOKEN`, or the file the first gateway creates in the data dir
+(`shared.keyfiles.metrics_token`). Anyone else gets 401 problem+json. Server names and
+tool names are in the series, so the page is not public (docs/entry-points.md says how
+Prometheus and Azure Monitor send the token).
+
 One process-wide registry (`METRICS`): request count and latency by server, JSON-RPC
 method and tool; active sessions; child restarts; provisioning durations. Label values
 come from the store's server names and the client's methods; tool names are cut to 64
@@ -15,8 +22,13 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                Histogram, generate_latest)
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from gateway.http import problem
 from gateway.jsonrpc import Message
+from shared.asgi import header
+from shared.auth.tokens import AuthenticationError
+from shared.keyfiles import matches
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                     5, 10, 30)
@@ -78,6 +90,27 @@ def labels_of(request: Message) -> tuple[str, str]:
 METRICS = GatewayMetrics()
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    """`GET /metrics`: the Prometheus text exposition format."""
-    return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)
+class MetricsEndpoint:
+    """`GET /metrics` as an ASGI app: the Prometheus text exposition format for a caller
+    presenting `token` as a bearer token, 401 problem+json (with a `Bearer` challenge)
+    for anyone else.
+
+    Args:
+        token: the scrape token (non-empty).
+    """
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("the metrics scrape token must not be empty")
+        self._token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        scheme, _, presented = (header(request, "authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and matches(presented.strip(), self._token):
+            response = Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)
+        else:
+            response = problem(AuthenticationError("/metrics needs the scrape token as a bearer token"),
+                               request)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        await response(scope, receive, send)

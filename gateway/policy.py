@@ -32,33 +32,77 @@ ANY_TOOL = "*"
 ToolPredicate = Callable[[str], bool]
 
 
+@dataclass(frozen=True)
+class CompiledAccess:
+    """An `AccessPolicy` as frozensets, built once per policy object instead of per call."""
+
+    open: bool
+    roles: frozenset[Role]
+    users: frozenset[str]
+    groups: frozenset[str]
+    tools: dict[str, frozenset[Role]]
+
+    @classmethod
+    def of(cls, access: AccessPolicy | None) -> CompiledAccess:
+        """Compile `access` (None: open to every caller, every tool)."""
+        if access is None:
+            return cls(True, frozenset(), frozenset(), frozenset(), {})
+        return cls(not (access.roles or access.users or access.groups), frozenset(access.roles),
+                   frozenset(access.users), frozenset(access.groups),
+                   {tool: frozenset(roles) for tool, roles in access.tools.items()})
+
+
+# server name -> (the policy object compiled, its compilation). The registry hands out a
+# new Server object when it rereads the store (at most once a second per server), so a
+# new revision's policy is compiled on its first request; the old one is replaced, which
+# keeps this bounded by the number of servers.
+_COMPILED: dict[str, tuple[AccessPolicy | None, CompiledAccess]] = {}
+
+
+def compiled(spec: ServerSpec) -> CompiledAccess:
+    """The compiled access policy of `spec`, recompiled whenever `spec.access` is a new
+    object (identity: a stale compilation can never survive a policy change)."""
+    entry = _COMPILED.get(spec.name)
+    if entry is None or entry[0] is not spec.access:
+        entry = _COMPILED[spec.name] = (spec.access, CompiledAccess.of(spec.access))
+    return entry[1]
+
+
 def may_use(principal: Principal, spec: ServerSpec) -> Decision:
     """Whether `principal` may use the server at all (any MCP request). Never raises."""
     if principal.servers is not None and spec.name not in principal.servers:
         return Decision(False, f"credential is not scoped to server '{spec.name}'")
-    access = spec.access
-    if access is None or not (access.roles or access.users or access.groups):
-        return Decision(True, "server is open to every authenticated caller")
+    access = compiled(spec)
+    if access.open:
+        return _OPEN
     # Admins (and the control plane's deploy probe, an Admin service principal) reach
     # every server; the tool policy below still applies to them.
     if Role.ADMIN in principal.roles:
-        return Decision(True, "Admin may use every server")
-    if principal.roles & set(access.roles):
-        return Decision(True, "caller holds an allowed role")
+        return _ADMIN
+    if principal.roles & access.roles:
+        return _ROLE
     if principal.subject in access.users or (principal.name and principal.name in access.users):
-        return Decision(True, "caller is an allowed user")
-    if principal.groups & set(access.groups):
-        return Decision(True, "caller is in an allowed group")
+        return _USER
+    if principal.groups & access.groups:
+        return _GROUP
     return Decision(False, f"no allowed role, user or group grants server '{spec.name}'")
 
 
-def tool_allowed(principal: Principal, access: AccessPolicy | None, tool: str) -> bool:
-    """Whether `principal` may call (and see) `tool`: the roles of its `tools` entry,
-    else of the ``*`` entry; a tool matching neither is open."""
-    if access is None or not access.tools:
+_OPEN = Decision(True, "server is open to every authenticated caller")
+_ADMIN = Decision(True, "Admin may use every server")
+_ROLE = Decision(True, "caller holds an allowed role")
+_USER = Decision(True, "caller is an allowed user")
+_GROUP = Decision(True, "caller is in an allowed group")
+
+
+def tool_allowed(principal: Principal, spec: ServerSpec, tool: str) -> bool:
+    """Whether `principal` may call (and see) `tool` of `spec`: the roles of its
+    `access.tools` entry, else of the ``*`` entry; a tool matching neither is open."""
+    tools = compiled(spec).tools
+    if not tools:
         return True
-    roles = access.tools.get(tool, access.tools.get(ANY_TOOL))
-    return roles is None or bool(principal.roles & set(roles))
+    roles = tools.get(tool, tools.get(ANY_TOOL))
+    return roles is None or bool(principal.roles & roles)
 
 
 def has_tool_policy(spec: ServerSpec) -> bool:
@@ -68,8 +112,7 @@ def has_tool_policy(spec: ServerSpec) -> bool:
 
 def tool_predicate(principal: Principal, spec: ServerSpec) -> ToolPredicate:
     """`tool_allowed` for one caller and server, as a one-argument predicate."""
-    access = spec.access
-    return lambda tool: tool_allowed(principal, access, tool)
+    return lambda tool: tool_allowed(principal, spec, tool)
 
 
 def filter_tools(reply: Message, allowed: ToolPredicate) -> Message:

@@ -1,7 +1,9 @@
 """Just-in-time provisioning of `package` servers (FR-014, FR-016).
 
 The first session of a server whose spec has an `install` argv runs that argv in the
-server's directory (`<servers_dir>/<name>`, its cwd) before any child starts. The step
+server's own directory (`<servers_dir>/<name>`, its cwd), sandboxed and with the
+allowlisted environment of its children (`gateway.stdio.Launcher`), before any child
+starts; its output goes to the server's log with secret values redacted. The step
 must be idempotent: it may run again after a ready flag expires or the spec changes.
 Replicas coordinate through `gateway.locks`: whoever takes `mcp-lock:{name}` (TTL
 `LOCK_TTL_SECONDS`, renewed while the step runs) installs and then sets
@@ -38,9 +40,9 @@ from shared.models import AuditEvent, Server, ServerStatus
 from shared.store.port import DocumentStore
 
 from gateway.locks import ProvisionLocks
-from gateway.logs import append_line, log_path
+from gateway.logs import append_line
 from gateway.metrics import METRICS
-from gateway.stdio import child_env
+from gateway.stdio import Launcher
 from gateway.streamable_http import ProvisionFailedError
 
 log = logging.getLogger(__name__)
@@ -68,13 +70,13 @@ class Provisioner:
 
     Args:
         store: for audit events and the `Error` status.
-        locks: the lock/ready-flag adapter. servers_dir: parent of server directories.
+        locks: the lock/ready-flag adapter. launcher: prepares the sandboxed install step.
     """
 
-    def __init__(self, store: DocumentStore, locks: ProvisionLocks, servers_dir) -> None:
+    def __init__(self, store: DocumentStore, locks: ProvisionLocks, launcher: Launcher) -> None:
         self.store = store
         self.locks = locks
-        self.servers_dir = servers_dir
+        self.launcher = launcher
         self._mounted: dict[str, str] = {}
         self._failed: dict[str, tuple[str, str, float]] = {}
         self._local: dict[str, asyncio.Lock] = {}
@@ -161,13 +163,12 @@ class Provisioner:
         killed on timeout or cancellation, so no installer outlives the request."""
         package = server.spec.package
         assert package is not None and package.install
-        workdir = self.servers_dir / server.name
-        workdir.mkdir(parents=True, exist_ok=True)
         try:
+            launch = await self.launcher.launch(server.name, server.spec, package.install)
             proc = await asyncio.create_subprocess_exec(
-                *package.install, stdin=asyncio.subprocess.DEVNULL,
+                *launch.argv, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                cwd=workdir, env=child_env(package), start_new_session=True)
+                cwd=launch.cwd, env=launch.env, start_new_session=True)
         except OSError as exc:
             return None, f"could not start install step: {exc}"
         try:
@@ -178,9 +179,10 @@ class Provisioner:
         finally:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        text = output.decode("utf-8", errors="replace")[-TAIL_CHARS:]
+        # redacted before the tail reaches the log, the audit event or the status reason
+        text = launch.redact(output.decode("utf-8", errors="replace"))[-TAIL_CHARS:]
         for line in text.splitlines()[-50:]:
-            append_line(log_path(self.servers_dir, server.name), proc.pid, f"install: {line}")
+            append_line(launch.log_file, proc.pid, f"install: {line}")
         return code, text
 
     async def _audit(self, run_id: str, name: str, event: str, result: str,

@@ -51,6 +51,11 @@ class ServerRegistry:
                 f"server '{name}' is a container server: no Kubernetes target configured")
         return server
 
+    async def document(self, name: str) -> Server | None:
+        """The stored server `name` whatever its state (stopped, disabled), or None;
+        cached like `lookup`. For authorization decisions, not for serving."""
+        return await self._read(name)
+
     @staticmethod
     def as_upstream(server: Server) -> Server:
         """A container server as the upstream proxy serves `remote` ones: its `remote.url` is

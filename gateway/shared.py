@@ -18,7 +18,6 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from shared.models import Server
@@ -27,7 +26,7 @@ from gateway.http import SUPPORTED_VERSIONS
 from gateway.jsonrpc import (INTERNAL_ERROR, Message, error_response, id_key, is_request,
                              is_response)
 from gateway.sessions import UNRELATED, Session, SessionGoneError
-from gateway.stdio import StdioChild
+from gateway.stdio import Launcher, StdioChild
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +39,11 @@ _CLIENT_INFO = {"name": "mcpaas-gateway", "version": "1"}
 class SharedChild:
     """The one child of a `shared` server and the id/token maps of its sessions."""
 
-    def __init__(self, server: Server, workdir: Path,
+    def __init__(self, launcher: Launcher, server: Server,
                  on_crash: Callable[[str, str], None]) -> None:
         assert server.spec.package is not None
+        self.launcher = launcher
         self.server = server
-        self.workdir = workdir
         self._on_crash = on_crash
         self._child: StdioChild | None = None
         self._lock = asyncio.Lock()
@@ -72,7 +71,7 @@ class SharedChild:
         async with self._lock:
             if self._child is not None:
                 return self._child
-            child = StdioChild(self.server.spec.package, self.workdir, self._on_message, None)
+            child = StdioChild(self.launcher, self.server.name, self.server.spec, self._on_message, None)
             child.on_exit = lambda code, reason: self._exited(child, code, reason)
             self._closing = False
             await child.start()
@@ -255,8 +254,8 @@ class SharedLink:
 class SharedPool:
     """The shared children of this process, one per `shared` server."""
 
-    def __init__(self, servers_dir: Path, on_crash: Callable[[str, str], None]) -> None:
-        self.servers_dir = servers_dir
+    def __init__(self, launcher: Launcher, on_crash: Callable[[str, str], None]) -> None:
+        self.launcher = launcher
         self._on_crash = on_crash
         self._children: dict[str, SharedChild] = {}
 
@@ -268,7 +267,7 @@ class SharedPool:
         shared = self._children.get(server.name)
         if shared is None:
             shared = self._children[server.name] = SharedChild(
-                server, self.servers_dir / server.name, self._on_crash)
+                self.launcher, server, self._on_crash)
         try:
             await shared.ensure()
         except SessionGoneError as exc:

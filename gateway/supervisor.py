@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from shared.models import Server, SessionMode
@@ -22,6 +21,7 @@ from gateway.metrics import METRICS
 from gateway.policy import GuardedSession
 from gateway.sessions import Session
 from gateway.shared import SharedPool
+from gateway.stdio import Launcher
 from gateway.tenancy import is_instance_of
 from gateway.warm_pool import WarmPool
 
@@ -43,7 +43,7 @@ class SessionRegistry:
     """Live sessions of this process.
 
     Args:
-        servers_dir: parent of the per-server directories (`<servers_dir>/<name>`).
+        launcher: starts the servers' sandboxed children (`gateway.stdio.Launcher`).
         max_sessions: sessions per server before `AtCapacityError`.
         idle_seconds: a session with nothing in flight for this long is reaped.
         event_capacity: SSE events kept per session for resumability.
@@ -51,15 +51,15 @@ class SessionRegistry:
             (`gateway.warm_pool`); 0 = off.
     """
 
-    def __init__(self, servers_dir: Path, *, max_sessions: int = 64,
+    def __init__(self, launcher: Launcher, *, max_sessions: int = 64,
                  idle_seconds: float = 1800.0, event_capacity: int = 1000,
                  warm_pool_size: int = 0) -> None:
-        self.servers_dir = servers_dir
+        self.launcher = launcher
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.event_capacity = event_capacity
-        self.shared = SharedPool(servers_dir, self.record_crash)
-        self.warm = WarmPool(servers_dir, warm_pool_size)
+        self.shared = SharedPool(launcher, self.record_crash)
+        self.warm = WarmPool(launcher, warm_pool_size)
         self._sessions: dict[str, Session] = {}
         self._reserved: dict[str, int] = {}
         self._last_error: dict[str, str] = {}
@@ -91,8 +91,7 @@ class SessionRegistry:
             if package.session_mode == SessionMode.SHARED:
                 session.link = await self.shared.attach(server, session)
             else:
-                link = IsolatedLink(package, self.servers_dir / server.name, session,
-                                    self.record_crash)
+                link = IsolatedLink(self.launcher, server, session, self.record_crash)
                 await link.start(self.warm.take(server))
                 session.link = link
                 self.warm.fill(server)  # the server is in use: keep children ready

@@ -27,12 +27,11 @@ import asyncio
 import contextvars
 import logging
 import time
-from pathlib import Path
 
 from shared.models import Server, ServerSpec
 
 from gateway.jsonrpc import Message
-from gateway.stdio import StdioChild
+from gateway.stdio import Launcher, StdioChild
 from gateway.tenancy import is_instance_of
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,10 @@ async def _unclaimed(message: Message) -> None:
 class _ServerPool:
     """Ready children of one server at one spec revision."""
 
-    def __init__(self, spec: ServerSpec, workdir: Path, size: int) -> None:
+    def __init__(self, launcher: Launcher, name: str, spec: ServerSpec, size: int) -> None:
+        self.launcher = launcher
+        self.name = name
         self.spec = spec
-        self.workdir = workdir
         self.size = size
         self.ready: list[StdioChild] = []
         self.last_used = time.monotonic()
@@ -62,19 +62,19 @@ class _ServerPool:
         if self._closed or (self._refill is not None and not self._refill.done()):
             return
         # empty context: see the module docstring on TRACEPARENT
-        self._refill = asyncio.create_task(self._run_refill(), name=f"warm-pool-{self.workdir.name}",
+        self._refill = asyncio.create_task(self._run_refill(), name=f"warm-pool-{self.name}",
                                            context=contextvars.Context())
 
     async def _run_refill(self) -> None:
         assert self.spec.package is not None
         while not self._closed and len(self.ready) < self.size:
-            child = StdioChild(self.spec.package, self.workdir, _unclaimed, None)
+            child = StdioChild(self.launcher, self.name, self.spec, _unclaimed, None)
             child.on_exit = lambda code, reason, c=child: self._discard(c, code, reason)
             try:
                 await child.start()
             except OSError as exc:
                 # the session path reports spawn failures to the user; do not retry-loop here
-                log.warning("warm pool of %s: could not spawn: %s", self.workdir.name, exc)
+                log.warning("warm pool of %s: could not spawn: %s", self.name, exc)
                 return
             if self._closed:  # stopped while spawning: this child must not outlive the pool
                 await child.terminate()
@@ -86,7 +86,7 @@ class _ServerPool:
         if child in self.ready:
             self.ready.remove(child)
             log.warning("warm pool of %s: pooled pid %s exited with code %s (%s)",
-                        self.workdir.name, child.pid, code, reason)
+                        self.name, child.pid, code, reason)
 
     def take(self) -> StdioChild | None:
         """A live ready child, removed from the pool, else None; starts a refill."""
@@ -114,12 +114,12 @@ class WarmPool:
     """Warm pools of every `isolated` package server of this process.
 
     Args:
-        servers_dir: parent of the per-server directories (children's cwd and log).
+        launcher: starts the servers' sandboxed children.
         size: ready children per server; 0 disables the pool (every method a no-op).
     """
 
-    def __init__(self, servers_dir: Path, size: int) -> None:
-        self.servers_dir = servers_dir
+    def __init__(self, launcher: Launcher, size: int) -> None:
+        self.launcher = launcher
         self.size = size
         self._pools: dict[str, _ServerPool] = {}
 
@@ -132,7 +132,7 @@ class WarmPool:
             asyncio.create_task(pool.close(), name=f"warm-pool-close-{server.name}")
             pool = None
         if pool is None:
-            pool = _ServerPool(server.spec, self.servers_dir / server.name, self.size)
+            pool = _ServerPool(self.launcher, server.name, server.spec, self.size)
             self._pools[server.name] = pool
         return pool
 

@@ -1,8 +1,10 @@
 """The `delete` orchestration: stop a server's sessions, delete a `container` server's
-Kubernetes objects, then remove the server and its revisions.
+Kubernetes objects and the server's secrets (every version), then remove the server and
+its revisions.
 
-The objects go before the document, so a failed delete leaves the server `Stopped` and
-findable (and deletable again) instead of orphaning a Deployment nobody can see.
+The objects and secrets go before the document (which names them), so a failed delete
+leaves the server `Stopped` and findable (and deletable again) instead of orphaning a
+Deployment or a secret nobody can see.
 `delete_manifests` itself answers 0 for kinds without Kubernetes objects.
 
 Replay-safe (DESIGN.md rules). Input: `shared.models.OperationJob` as JSON with
@@ -31,6 +33,8 @@ def delete(context: df.DurableOrchestrationContext):
         yield context.call_activity_with_retry("stop_sessions", STORE_RETRY, job)
         context.set_custom_status({"phase": "deleting Kubernetes objects"})
         yield context.call_activity_with_retry("delete_manifests", KUBE_RETRY, job)
+        context.set_custom_status({"phase": "deleting secrets"})
+        yield context.call_activity_with_retry("delete_secrets", STORE_RETRY, job)
         context.set_custom_status({"phase": "removing"})
         yield context.call_activity_with_retry("remove_server", STORE_RETRY, job)
     except Exception as error:  # leave the server Stopped and say why in the audit trail

@@ -1,37 +1,39 @@
 """Security clearance (FR-020): what a spec may run, pull or call, by allowlist.
 
 A spec passes when
-- `package`: its launcher (`command`, and `install[0]`) matches a launcher pattern, and the
-  package a fetching launcher (`npx`, `uvx`, `bunx`, `pnpm dlx`, `pip install`, `npm install`)
-  would download matches a package pattern;
+- `package` (`command` + `args`, and `install`, each read by `shared.commandline`): every
+  launcher it starts (wrapped ones too: `uv run X`) matches `clearance_launchers` and none
+  matches `clearance_refused_launchers` (shells, `env`, `busybox`: refused even when an
+  allowlist glob would admit them); it runs no inline code (`python -c`, `node -e`,
+  `sh -c`, a program from stdin, ...) unless `clearance_allow_inline_code`; every package a
+  fetching launcher downloads matches `clearance_packages`, and every other source (URL,
+  git, path, tarball, index, registry) matches `clearance_package_sources` (empty: none);
+  and `package.env` / `package.secrets` set no variable matching `clearance_refused_env`
+  (PATH would pick another launcher, NODE_OPTIONS/LD_PRELOAD inject code);
 - `container`: the image's registry matches a registry pattern (`docker.io` when the image
   names none);
-- `remote`: the URL's host matches a remote-host pattern.
+- `remote`: the URL's host matches a remote-host pattern, and every address it resolves to
+  passes the address policy (`shared.egress`: no loopback, private, link-local,
+  unique-local, ... unless `remote_allowed_networks` opts a range in; never the platform's
+  own endpoints).
 
 Patterns are shell globs (`fnmatch`, case-sensitive). A launcher pattern without `/`
 matches a bare command name (resolved through PATH at start); a pattern with `/` matches an
-absolute or relative path, so `/tmp/x/python` is not admitted by `python`.
-
-Defaults (`shared.settings`, `MCPAAS_CLEARANCE_*`, comma-separated) admit the usual
-launchers (python, uv/uvx, node/npx, sh, `mcp-server-*`, anything under a `.venv/bin` or
-`node_modules/.bin`, `/usr/bin`, `/usr/local/bin`), MCP-looking packages (`*mcp*`,
-`@modelcontextprotocol/*`, `@azure/*`, `@microsoft/*`), the registries mcr.microsoft.com,
-`*.azurecr.io`, ghcr.io, docker.io and local ones, and remote hosts on loopback and
-Azure's app domains. Tighten them per deployment; an empty list admits nothing.
+absolute or relative path, so `/tmp/x/python` is not admitted by `python`. The defaults
+admit bare names only: a spec may run on any gateway host, whose venv lives elsewhere, and
+a path glob wide enough to be portable (`*/.venv/bin/*`) also matches directories a
+server can create. docs/clearance.md lists the defaults and how to widen them.
 """
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from urllib.parse import urlsplit
 
+from shared.commandline import analyse, launcher_name
+from shared.egress import EgressPolicy, EgressRefused, url_endpoint
 from shared.errors import UnprocessableError
-from shared.models import ServerSpec
+from shared.models import PackageSource, ServerSpec
 from shared.settings import Settings
-
-# launchers that download the package named by their first positional argument
-_FETCHERS = {("npx",), ("uvx",), ("bunx",), ("pnpm", "dlx"), ("pip", "install"), ("npm", "install"),
-             ("uv", "tool", "run"), ("uv", "pip", "install")}
 
 
 class ClearanceError(UnprocessableError):
@@ -51,24 +53,9 @@ def launcher_allowed(command: str, patterns: list[str]) -> bool:
     return _matches(command, [p for p in patterns if "/" not in p])
 
 
-def package_name(argv: list[str]) -> str | None:
-    """The package a fetching launcher would download (version stripped), else None."""
-    if not argv:
-        return None
-    name = argv[0].rsplit("/", 1)[-1]
-    for fetcher in _FETCHERS:
-        if (name, *argv[1:len(fetcher)]) == fetcher:
-            positional = [arg for arg in argv[len(fetcher):] if not arg.startswith("-")]
-            return _strip_version(positional[0]) if positional else None
-    return None
-
-
-def _strip_version(package: str) -> str:
-    for marker in ("==", ">=", "<=", "~="):
-        package = package.split(marker, 1)[0]
-    scoped = package.startswith("@")
-    base, _, _ = package[1:].partition("@") if scoped else package.partition("@")
-    return f"@{base}" if scoped else base
+def launcher_refused(command: str, settings: Settings) -> bool:
+    """True when `command`'s program name (a path's basename too) is on the refused list."""
+    return _matches(launcher_name(command), settings.clearance_refused_launchers)
 
 
 def image_registry(image: str) -> str:
@@ -79,22 +66,59 @@ def image_registry(image: str) -> str:
     return "docker.io"
 
 
-def _package_problems(spec: ServerSpec, settings: Settings) -> list[dict[str, str]]:
-    package, problems = spec.package, []
-    for field, argv in (("package.command", [package.command, *package.args]),
-                        ("package.install", package.install or [])):
-        if not argv:
-            continue
-        if not launcher_allowed(argv[0], settings.clearance_launchers):
-            problems.append({"field": field, "message": f"launcher '{argv[0]}' is not on the clearance allowlist"})
-        fetched = package_name(argv)
-        if fetched is not None and not _matches(fetched, settings.clearance_packages):
-            problems.append({"field": field, "message": f"package '{fetched}' is not on the clearance allowlist"})
+def _argv_problems(field: str, argv: list[str], settings: Settings) -> list[dict[str, str]]:
+    found, messages = analyse(argv), []
+    for launcher in dict.fromkeys(found.launchers):
+        if launcher_refused(launcher, settings):
+            messages.append(f"launcher '{launcher}' is refused (a shell or command wrapper runs any command)")
+        elif not launcher_allowed(launcher, settings.clearance_launchers):
+            messages.append(f"launcher '{launcher}' is not on the clearance allowlist")
+    if not settings.clearance_allow_inline_code:
+        messages += [f"inline code is refused: '{form}'" for form in found.inline]
+    messages += [f"package '{name}' is not on the clearance allowlist"
+                 for name in dict.fromkeys(found.packages) if not _matches(name, settings.clearance_packages)]
+    messages += [f"package source '{source}' is refused (only named registry packages; see clearance_package_sources)"
+                 for source in dict.fromkeys(found.sources)
+                 if not _matches(source.split(" ")[-1], settings.clearance_package_sources)]
+    return [{"field": field, "message": message} for message in messages]
+
+
+def _env_problems(package: PackageSource, settings: Settings) -> list[dict[str, str]]:
+    problems = []
+    for field, names in (("package.env", package.env), ("package.secrets", package.secrets)):
+        problems += [{"field": f"{field}.{name}", "message": f"variable '{name}' may not be set by a spec "
+                      "(it changes which program runs or injects code)"}
+                     for name in names if _matches(name, settings.clearance_refused_env)]
     return problems
 
 
+def _package_problems(spec: ServerSpec, settings: Settings) -> list[dict[str, str]]:
+    package = spec.package
+    assert package is not None
+    problems = _argv_problems("package.command", [package.command, *package.args], settings)
+    if package.install:
+        problems += _argv_problems("package.install", package.install, settings)
+    return problems + _env_problems(package, settings)
+
+
+def _remote_problems(url: str, settings: Settings) -> list[dict[str, str]]:
+    try:
+        host, _ = url_endpoint(url)
+    except EgressRefused as refused:
+        return [{"field": "remote.url", "message": str(refused)}]
+    host = host.lower()
+    if not _matches(host, settings.clearance_remote_hosts):
+        return [{"field": "remote.url", "message": f"host '{host}' is not on the clearance allowlist"}]
+    # after the host patterns, so a name no pattern admits is never looked up in DNS
+    refused = EgressPolicy.from_settings(settings).check_url(url)
+    return [{"field": "remote.url", "message": f"address refused: {refused}"}] if refused else []
+
+
 def problems(spec: ServerSpec, settings: Settings) -> list[dict[str, str]]:
-    """Every clearance failure of `spec` as `{"field", "message"}` (empty: cleared)."""
+    """Every clearance failure of `spec` as `{"field", "message"}` (empty: cleared).
+
+    Resolves a remote URL's host name (blocking DNS) when a host pattern admits it.
+    """
     if spec.package is not None:
         return _package_problems(spec, settings)
     if spec.container is not None:
@@ -102,9 +126,7 @@ def problems(spec: ServerSpec, settings: Settings) -> list[dict[str, str]]:
         if not _matches(registry, settings.clearance_registries):
             return [{"field": "container.image", "message": f"registry '{registry}' is not on the clearance allowlist"}]
     if spec.remote is not None:
-        host = urlsplit(spec.remote.url).hostname or ""
-        if not _matches(host, settings.clearance_remote_hosts):
-            return [{"field": "remote.url", "message": f"host '{host}' is not on the clearance allowlist"}]
+        return _remote_problems(spec.remote.url, settings)
     return []
 
 

@@ -1,10 +1,14 @@
 """ServerSpec → Kubernetes objects: the one pure translator for `container` servers.
 
-`render(spec, options)` returns plain dicts (ServiceAccount, Deployment, Service,
-HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy) in apply order; the
+`render(spec, options)` returns plain dicts (ServiceAccount, Secret when the spec has
+`secrets`, Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget,
+NetworkPolicy) in apply order; the
 deploy activity server-side-applies them as they are, `mcpaas deploy --dry-run` prints
 them, and `manifest_hash` fingerprints them for the revision history (FR-002, FR-004).
-No I/O here: the same spec and options always give the same objects.
+No I/O here: the same spec and options always give the same objects. Secret values are
+never rendered: the Secret comes out without `data`, which the deploy activity fills
+from the secret store at apply time (`fill_secret`); the container reads each secret
+through `valueFrom.secretKeyRef` (NFR-SEC-002).
 
 Security choices follow the Kubernetes "restricted" Pod Security Standard
 (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted) and AKS
@@ -13,6 +17,7 @@ workload identity (https://learn.microsoft.com/azure/aks/workload-identity-overv
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -79,8 +84,16 @@ def service_url(spec: ServerSpec, namespace: str) -> str:
 
 
 def config_hash(container: ContainerSource) -> str:
-    """Hash of the configuration the pods read at start; a change rolls the pods."""
-    return sha256_of({"env": container.env, "path": container.path})
+    """Hash of the configuration the pods read at start; a change rolls the pods.
+
+    Secret references count (a rotated secret is a new reference, so the pods restart
+    and read the new value); values never do. Without secrets the hash is what it was
+    before secrets existed, so upgrading the platform rolls no pods.
+    """
+    config: dict[str, Any] = {"env": container.env, "path": container.path}
+    if container.secrets:
+        config["secrets"] = {key: source.ref for key, source in container.secrets.items()}
+    return sha256_of(config)
 
 
 def _meta(spec: ServerSpec, options: RenderOptions, **extra: Any) -> Obj:
@@ -105,7 +118,8 @@ def _container(spec: ServerSpec) -> Obj:
     return {
         "name": "server", "image": c.image, "imagePullPolicy": "Always",
         "ports": [{"name": "mcp", "containerPort": c.port, "protocol": "TCP"}],
-        "env": [{"name": key, "value": c.env[key]} for key in sorted(c.env)],
+        "env": [{"name": key, "value": c.env[key]} for key in sorted(c.env)]
+        + [{"name": key, "valueFrom": {"secretKeyRef": {"name": spec.name, "key": key}}} for key in sorted(c.secrets)],
         "resources": {"requests": resources, "limits": resources},
         "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
         "readinessProbe": {**probe, "initialDelaySeconds": 2, "failureThreshold": 3},
@@ -144,6 +158,21 @@ def _deployment(spec: ServerSpec, options: RenderOptions) -> Obj:
         body["replicas"] = 0
     # otherwise `replicas` is left out so that re-applying never fights the HPA's count
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(spec, options), "spec": body}
+
+
+def _secret(spec: ServerSpec, options: RenderOptions) -> Obj:
+    """The server's Secret without data: `fill_secret` adds the values at apply time."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(spec, options), "type": "Opaque"}
+
+
+def fill_secret(secret: Obj, values: dict[str, str]) -> Obj:
+    """A copy of a rendered Secret carrying `values` (``{ENV_NAME: value}``) as base64 `data`.
+
+    Only the deploy activity calls this, right before applying; the result is never
+    stored, printed or returned.
+    """
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in sorted(values.items())}
+    return {**secret, "data": data}
 
 
 def _service(spec: ServerSpec, options: RenderOptions) -> Obj:
@@ -193,7 +222,10 @@ def render(spec: ServerSpec, options: RenderOptions | None = None) -> list[Obj]:
     if spec.kind is not ServerKind.CONTAINER or spec.container is None:
         raise ValueError(f"server '{spec.name}' is kind '{spec.kind.value}': only container servers render")
     options = options or RenderOptions()
-    objects = [_service_account(spec, options), _deployment(spec, options), _service(spec, options)]
+    objects = [_service_account(spec, options)]
+    if spec.container.secrets:  # before the Deployment, so new pods find it
+        objects.append(_secret(spec, options))
+    objects += [_deployment(spec, options), _service(spec, options)]
     if spec.container.replicas > 0:
         objects.append(_hpa(spec, options))
     return objects + [_pdb(spec, options), _network_policy(spec, options)]

@@ -31,6 +31,7 @@ def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
     schemas["ServerSpecInput"] = ServerSpec.model_json_schema(ref_template=_REF, mode="validation")
     schemas["ServerSpecInput"].pop("$defs", None)
     schemas["Problem"] = _PROBLEM
+    schemas["Invocation"] = _INVOCATION
     return schemas
 
 
@@ -83,6 +84,17 @@ _ETAG = {"ETag": {"schema": {"type": "string"}}}
 _AUDIT_PARAMS = [_param(name, "query") for name in ("actor", "server", "action")] + [
     _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until", "cursor")] + [
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})]
+_INVOCATION_PARAMS = [_param(name, "query") for name in ("server", "tool", "actor", "result")] + [
+    _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until")] + [
+    _param("cursor", "query", {"type": "string", "pattern": "^[0-9a-f]{28}$"}),
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})]
+# one `invocations` document (shared.audit.invocation)
+_INVOCATION = {"type": "object", "required": ["id", "server", "actor", "method", "result", "time"],
+               "properties": {"id": {"type": "string"}, "server": {"type": "string"},
+                              "actor": {"type": "string"}, "method": {"type": "string"},
+                              "tool": {"type": ["string", "null"]}, "latency_ms": {"type": "number"},
+                              "result": {"type": "string"}, "trace_id": {"type": "string"},
+                              "time": {"type": "string", "format": "date-time"}}}
 _SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                 "description": "Entra ID or local access token, or an API key (mcpk_...)"},
                      "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
@@ -150,6 +162,10 @@ def _governance_paths() -> dict[str, Any]:
             "get": _op("listAudit", {"200": _object(["items", "next"], items={
                 "type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}},
                 next={"type": ["string", "null"]})}, params=_AUDIT_PARAMS, problems=(400,))},
+        "/api/audit/invocations": {
+            "get": _op("listInvocations", {"200": _object(["items", "next"], items={
+                "type": "array", "items": {"$ref": "#/components/schemas/Invocation"}},
+                next={"type": ["string", "null"]})}, params=_INVOCATION_PARAMS, problems=(400, 404))},
         "/api/openapi.json": {
             "get": _op("openapi", {"200": {"description": "this document",
                                           "content": {"application/json": {"schema": {"type": "object"}}}}},

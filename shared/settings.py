@@ -7,6 +7,8 @@ one machine with no Azure account (DESIGN.md, "Storage" and "devhost").
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -65,9 +67,18 @@ class Settings(BaseSettings):
         blob_connection_string: connection string (Azurite); selects the blob artifact
             store and takes precedence over ``blob_account_url``. Never logged.
         blob_container: blob container holding artifacts (created if missing).
+        key_vault_url: Azure Key Vault URL (``https://<vault>.vault.azure.net``) of the
+            secret store, used with ``DefaultAzureCredential``; unset selects the embedded
+            store encrypted at rest under ``secrets_dir`` (docs/secrets.md).
         servicebus_namespace: fully qualified Service Bus namespace
             (``<name>.servicebus.windows.net``); when set, ``mcpaas deploy --queue``
             sends there with Entra ID auth instead of to devhost's local queue.
+        host_key: devhost's host (master) key for its runtime routes (``/runtime/...``,
+            ``/admin/...``), sent as ``x-functions-key`` or ``?code=``; unset: generated at
+            first start into ``host_key_path`` (mode 0600). ``shared.keyfiles``.
+        gateway_metrics_token: bearer token a scraper sends to the gateway's ``/metrics``;
+            unset: generated into ``metrics_token_path``. Set it (same value on every
+            replica) where Prometheus scrapes pods. ``shared.keyfiles``.
         auth_mode: how callers authenticate (issue 4): ``local`` (embedded issuer whose
             RSA key is ``auth_key_path``; the default), ``entra`` (Entra ID access tokens)
             or ``none`` (protocol test rigs only; logs a warning at start).
@@ -86,9 +97,36 @@ class Settings(BaseSettings):
             ``limits`` strings (``"600/minute"``): per caller, per caller and server, per
             caller, server and tool; empty disables one. Stored in ``redis_url`` when set
             (shared by replicas), else in memory.
-        clearance_*: the security clearance allowlists (FR-020, ``shared.clearance``):
-            package launchers (basenames or absolute-path globs), package name globs,
-            container registries and remote hosts (globs; comma-separated text).
+        gateway_sandbox: how stdio children and install steps run (issue 10,
+            docs/sandbox.md): ``bwrap`` (bubblewrap; default on Linux) or ``none``
+            (default elsewhere; refuses team-owned servers not opted in by
+            ``gateway_unsandboxed_teams``, comma-separated team names).
+        sandbox_read_paths: extra host paths the sandbox shows read-only (comma-separated).
+        sandbox_memory_mb / _processes / _open_files / _cpu_seconds: default limits of a
+            sandboxed child (`PackageLimits`); cpu None = unlimited.
+        sandbox_uid_base / sandbox_uid_count: when the gateway runs as root, each server
+            runs as its own uid in ``[base, base + count)``.
+        audit_spill_max_bytes: size cap of each gateway process's audit spill file
+            (``audit_spill_dir``), which holds invocation records while the store is
+            unavailable; records beyond it are refused and counted (docs/audit.md).
+        auth_token_cache_size: verified bearer tokens and API keys the gateway keeps
+            (LRU, keyed by the credential's SHA-256; a token never past its ``exp``).
+        auth_api_key_cache_seconds: how long a verified API key is trusted without a
+            store read: a revoked or expired key stops working within this bound.
+        clearance_*: the security clearance lists (FR-020, ``shared.clearance``,
+            docs/clearance.md; globs, comma-separated text): ``launchers`` admitted
+            (bare names resolved through PATH; path globs only if an operator adds them),
+            ``refused_launchers`` refused even when admitted (shells, ``env``, ``busybox``),
+            ``allow_inline_code`` (false: no ``python -c``, ``sh -c``, ``node -e``, stdin
+            programs, ...), ``packages`` a fetching launcher may download,
+            ``package_sources`` admitted non-registry sources (URL, git, path, tarball,
+            index; none by default), ``refused_env`` variable names ``package.env`` may not
+            set (loader and interpreter hooks), container ``registries``, ``remote_hosts``.
+        remote_allowed_networks: CIDRs a ``remote`` server may reach although they are
+            loopback, private, link-local, unique-local, CGNAT or otherwise not global
+            (``127.0.0.0/8,::1/128``); none by default. Checked at validation and by the
+            gateway at every connect (``shared.egress``). The platform's own control plane
+            and gateway endpoints stay refused.
     """
 
     model_config = SettingsConfigDict(env_prefix="MCPAAS_", extra="ignore")
@@ -118,6 +156,17 @@ class Settings(BaseSettings):
     gateway_max_sessions_per_server: int = Field(default=64, ge=1)
     gateway_warm_pool_size: int = Field(default=0, ge=0)
     gateway_stream_after_seconds: float = Field(default=1.0, ge=0)
+    # sandbox of stdio children and install steps (issue 10, docs/sandbox.md)
+    gateway_sandbox: Literal["bwrap", "none"] = Field(
+        default_factory=lambda: "bwrap" if sys.platform.startswith("linux") else "none")
+    gateway_unsandboxed_teams: CommaList = Field(default_factory=list)
+    sandbox_read_paths: CommaList = Field(default_factory=list)
+    sandbox_memory_mb: int = Field(default=1024, ge=16)
+    sandbox_processes: int = Field(default=1024, ge=4)
+    sandbox_open_files: int = Field(default=1024, ge=16)
+    sandbox_cpu_seconds: int | None = Field(default=None, ge=1)
+    sandbox_uid_base: int = Field(default=200_000, ge=1000)
+    sandbox_uid_count: int = Field(default=100_000, ge=1)
     redis_url: str | None = None
     # storage adapters (issue 6): only adapter selection may depend on these
     store: Literal["sqlite", "cosmos"] = "sqlite"
@@ -129,6 +178,11 @@ class Settings(BaseSettings):
     blob_connection_string: SecretStr | None = None
     blob_container: str = "artifacts"
     servicebus_namespace: str | None = None
+    # keys of the platform's own entry points (issue 10, NFR-SEC-004): docs/entry-points.md
+    host_key: SecretStr | None = None
+    gateway_metrics_token: SecretStr | None = None
+    # secret store (issue 10, NFR-SEC-002): Key Vault when set, else the embedded store
+    key_vault_url: str | None = None
     # identity and clearance (issue 4): read by the control plane and the gateway alike
     auth_mode: AuthMode = AuthMode.LOCAL
     entra_jwks_url: str | None = None
@@ -141,24 +195,44 @@ class Settings(BaseSettings):
     gateway_rate_limit_identity: str = "600/minute"
     gateway_rate_limit_server: str = "300/minute"
     gateway_rate_limit_tool: str = ""
+    # invocation audit and the guard's caches (issue 10 item 6, docs/audit.md)
+    audit_spill_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    auth_token_cache_size: int = Field(default=10_000, ge=0)
+    auth_api_key_cache_seconds: float = Field(default=5.0, ge=0)
     clearance_launchers: CommaList = Field(default_factory=lambda: [
-        "python", "python3", "python3.*", "uv", "uvx", "npx", "node", "sh", "pip", "npm", "mcp-server-*",
-        "*/.venv/bin/*", "*/node_modules/.bin/*", "/usr/bin/*", "/usr/local/bin/*"])
+        "python", "python3", "python3.*", "uv", "uvx", "npx", "node", "pip", "pip3", "npm", "mcp-server-*"])
+    clearance_refused_launchers: CommaList = Field(default_factory=lambda: [
+        "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "fish", "csh", "tcsh", "busybox", "toybox", "env"])
+    clearance_allow_inline_code: bool = False
     clearance_packages: CommaList = Field(default_factory=lambda: [
         "*mcp*", "@modelcontextprotocol/*", "@azure/*", "@microsoft/*"])
+    clearance_package_sources: CommaList = Field(default_factory=list)
+    clearance_refused_env: CommaList = Field(default_factory=lambda: [
+        "PATH", "LD_*", "DYLD_*", "NODE_OPTIONS", "PYTHONSTARTUP", "PYTHONINSPECT", "BASH_ENV", "ENV",
+        "PERL5OPT", "RUBYOPT"])
     clearance_registries: CommaList = Field(default_factory=lambda: [
         "mcr.microsoft.com", "*.azurecr.io", "ghcr.io", "docker.io", "localhost:*", "127.0.0.1:*"])
     clearance_remote_hosts: CommaList = Field(default_factory=lambda: [
         "127.0.0.1", "localhost", "::1", "*.azurewebsites.net", "*.azurecontainerapps.io", "*.azure-api.net"])
+    remote_allowed_networks: CommaList = Field(default_factory=list)
 
     @field_validator("entra_issuers", "entra_audiences", "entra_allowed_clients", "entra_allowed_tenants",
                      "control_plane_principals", "auth_scopes_supported",
                      "clearance_launchers", "clearance_packages", "clearance_registries",
-                     "clearance_remote_hosts", mode="before")
+                     "clearance_remote_hosts", "clearance_refused_launchers", "clearance_package_sources",
+                     "clearance_refused_env", "remote_allowed_networks", "gateway_unsandboxed_teams", "sandbox_read_paths",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("remote_allowed_networks")
+    @classmethod
+    def _networks_valid(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad CIDR
         return value
 
     @property
@@ -192,6 +266,26 @@ class Settings(BaseSettings):
     def auth_key_path(self) -> Path:
         """PEM file of the local issuer's RSA signing key (mode 0600)."""
         return self.data_dir / "auth" / "signing-key.pem"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Embedded secret store: its AES key and encrypted SQLite file (mode 0700 dir)."""
+        return self.data_dir / "secrets"
+
+    @property
+    def host_key_path(self) -> Path:
+        """devhost's generated host key when ``host_key`` is unset (mode 0600)."""
+        return self.data_dir / "auth" / "host-key"
+
+    @property
+    def metrics_token_path(self) -> Path:
+        """The gateway's generated metrics scrape token when ``gateway_metrics_token`` is unset."""
+        return self.data_dir / "auth" / "metrics-token"
+
+    @property
+    def audit_spill_dir(self) -> Path:
+        """Spill files of audit records the store could not take yet (gateway)."""
+        return self.data_dir / "audit-spill"
 
     @property
     def servers_dir(self) -> Path:

@@ -9,7 +9,10 @@ Exporter choice, decided once per process by `configure_telemetry`:
   trace ids and the W3C context propagates (as not sampled: a downstream process
   that exports then drops them, ParentBased).
 Logs are JSON lines (python-json-logger) carrying `trace_id` and `span_id` of the
-current span. Context crosses process boundaries as W3C `traceparent` headers
+current span. With Azure Monitor or OTLP, every gateway invocation is also an
+OpenTelemetry log record named `ToolCalled` (`emit_tool_called`; FR-022, 004 G5): the
+SIEM feed, with the request's trace and span ids; Azure Monitor files it under
+customEvents (attribute `microsoft.custom_event.name`). Context crosses process boundaries as W3C `traceparent` headers
 (`inject_headers` / `extract_context`), https://www.w3.org/TR/trace-context/.
 """
 
@@ -20,8 +23,11 @@ import os
 import sys
 from collections.abc import Mapping
 
+from opentelemetry import _logs as otel_logs
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -30,6 +36,31 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from pythonjsonlogger.json import JsonFormatter
 
 _configured: str | None = None
+TOOL_CALLED = "ToolCalled"
+# the logger of `ToolCalled` records; None while no log exporter is configured
+_tool_events: otel_logs.Logger | None = None
+
+
+def export_tool_events(provider: otel_logs.LoggerProvider | None) -> None:
+    """Emit `ToolCalled` records through `provider` from now on (None: stop emitting).
+    `configure_telemetry` calls it with the exporting provider it sets up."""
+    global _tool_events
+    _tool_events = provider.get_logger("mcpaas.audit") if provider is not None else None
+
+
+def emit_tool_called(record: Mapping[str, object]) -> None:
+    """One `ToolCalled` log record of an invocation document (`shared.audit.invocation`):
+    attributes `server`, `tool` (absent outside `tools/call`), `method`, `actor`,
+    `result`, `latency_ms`, `invocation_id`; trace and span ids come from the current
+    span. Costs nothing while no log exporter is configured."""
+    if _tool_events is None:
+        return
+    attributes = {key: record[key] for key in ("server", "tool", "method", "actor", "result", "latency_ms")
+                  if record.get(key) is not None}
+    attributes["invocation_id"] = record["id"]
+    attributes["microsoft.custom_event.name"] = TOOL_CALLED  # Azure Monitor: a customEvents row
+    _tool_events.emit(event_name=TOOL_CALLED, body=TOOL_CALLED, attributes=attributes,
+                      severity_number=otel_logs.SeverityNumber.INFO, severity_text="INFO")
 
 
 class TraceContextFilter(logging.Filter):
@@ -74,13 +105,20 @@ def configure_telemetry(service_name: str, *, environ: Mapping[str, str] | None 
         from azure.monitor.opentelemetry import configure_azure_monitor
 
         configure_azure_monitor(connection_string=env["APPLICATIONINSIGHTS_CONNECTION_STRING"], resource=resource)
+        export_tool_events(otel_logs.get_logger_provider())  # set up by configure_azure_monitor
         _configured = "azure-monitor"
     else:
         provider = TracerProvider(resource=resource)
         if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            logs = LoggerProvider(resource=resource)
+            logs.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+            otel_logs.set_logger_provider(logs)
+            export_tool_events(logs)
             _configured = "otlp"
         elif env.get("MCPAAS_TELEMETRY_CONSOLE", "").lower() == "true":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))

@@ -1,5 +1,5 @@
-"""HTTP triggers of governance: sharing (FR-018), API keys, the audit trail (FR-005, FR-022)
-and the OpenAPI document.
+"""HTTP triggers of governance: sharing (FR-018), API keys, the audit trail (FR-005), the
+invocation audit (FR-022, docs/audit.md) and the OpenAPI document.
 
 Thin like `triggers.http_api`: authenticate and authorize (`triggers.security`), one
 store read or write, answer. Every change is audited with the caller's subject.
@@ -15,15 +15,17 @@ import azure.functions as func
 
 from shared import audit
 from shared.auth import api_keys
+from shared.auth.factory import authenticator_from_settings
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission
 from shared.errors import BadRequestError, MCPaaSError
 from shared.models import ShareList, utc_now
 from shared.openapi import openapi_document
+from shared.settings import get_settings
 from shared.store import get_store
 from triggers.http_api import parse_body
 from triggers.problems import json_response, problem_handler
-from triggers.security import authenticated, check_server, record_decision, requires
+from triggers.security import authenticated, check_invocations, check_server, record_decision, requires
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -106,6 +108,8 @@ async def revoke_key(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     """`DELETE /api/keys/{id}` revokes the key → the revoked ApiKey; 404 for an unknown id."""
     key_id = req.route_params["key_id"]
     record = api_keys.revoke_key(get_store(), key_id)
+    # this process stops trusting the key at once; others within auth_api_key_cache_seconds
+    authenticator_from_settings(get_settings(), get_store()).forget(f"key:{key_id}")
     record_decision(principal, "keys.revoke", f"key:{key_id}", "succeeded", "revoked",
                     diff={"revoked": {"from": False, "to": record.revoked}})
     return json_response(record.model_dump(mode="json"))
@@ -146,6 +150,33 @@ async def list_audit(req: func.HttpRequest, principal: Principal) -> func.HttpRe
         action=req.params.get("action") or None, since=_time_param(req, "since"),
         until=_time_param(req, "until"), limit=_limit_param(req),
         before=req.params.get("cursor") or None)
+    public = [{key: value for key, value in item.items() if not key.startswith("_")} for item in items]
+    return json_response({"items": public, "next": next_cursor})
+
+
+@bp.route(route="audit/invocations", methods=["GET"])
+@problem_handler
+@authenticated
+async def list_invocations(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
+    """`GET /api/audit/invocations?server=&tool=&actor=&result=&since=&until=&limit=&cursor=`
+    → `{"items": [invocation, ...], "next"}`: who called what (FR-022, 004 G5).
+
+    Newest first; `since`/`until` inclusive ISO-8601 times; pass `next` back as `cursor`.
+    Operators and Admins read every server; others need `server=` naming a server their
+    team owns or that is shared with them for invocations.read (`check_invocations`).
+    400 for a bad time, limit or cursor; 403 (audited); 404 for an unknown server.
+    """
+    server = req.params.get("server") or None
+    check_invocations(principal, server)
+    try:
+        items, next_cursor = audit.query_invocations(
+            get_store(), server=server, tool=req.params.get("tool") or None,
+            actor=req.params.get("actor") or None, result=req.params.get("result") or None,
+            since=_time_param(req, "since"), until=_time_param(req, "until"), limit=_limit_param(req),
+            cursor=req.params.get("cursor") or None)
+    except ValueError as error:  # only the cursor is left to be malformed here
+        raise BadRequestError("bad query parameter cursor",
+                              errors=[{"field": "cursor", "message": str(error)}]) from None
     public = [{key: value for key, value in item.items() if not key.startswith("_")} for item in items]
     return json_response({"items": public, "next": next_cursor})
 

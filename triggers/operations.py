@@ -16,6 +16,8 @@ import azure.durable_functions as df
 from shared import clearance, servers
 from shared.errors import UnprocessableError
 from shared.models import OperationJob, Server, ServerKind, ServerSpec
+from shared.secrets import get_secret_store
+from shared.secrets.intake import seal_spec
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers.security import record_decision
@@ -58,12 +60,15 @@ async def start_deploy(client: df.DurableOrchestrationClient, spec: ServerSpec, 
                        action: Literal["create", "update"]) -> tuple[Server, str]:
     """Claim `spec.name` for a new deploy operation and start the `deploy` orchestration.
 
+    Secret values are moved into the secret store first (`shared.secrets.intake.seal_spec`),
+    so the stored spec, the revision and the orchestration input carry references only.
     Returns the accepted server and the operation id. Raises UnprocessableError for an
-    undeployable spec, ConflictError (the server exists on create, or an operation is in
-    flight on update), NotFoundError (update of an unknown server), or whatever the
-    orchestration start raises.
+    undeployable spec or a refused secret reference, ConflictError (the server exists on
+    create, or an operation is in flight on update), NotFoundError (update of an unknown
+    server), or whatever the orchestration start raises.
     """
     ensure_deployable(spec, actor)
+    spec = seal_spec(spec, get_secret_store(), get_store())  # no secret value goes past this line
     operation_id = uuid.uuid4().hex
     before: dict[str, Any] | None = None
     if action == "create":

@@ -34,7 +34,7 @@ from triggers.problems import Handler, problem_response
 log = logging.getLogger("mcpaas.triggers.security")
 
 # Permissions that change something: their allowed decisions are audited too.
-WRITES = frozenset(Permission) - {Permission.SERVER_READ, Permission.AUDIT_READ}
+WRITES = frozenset(Permission) - {Permission.SERVER_READ, Permission.AUDIT_READ, Permission.INVOCATIONS_READ}
 
 
 def authenticate(req: func.HttpRequest) -> Principal:
@@ -82,6 +82,29 @@ def check_server(principal: Principal, permission: Permission, name: str) -> Ser
     server, _ = servers.load_server(get_store(), name)
     check(principal, permission, server=name, owner_team=server.spec.owner_team, shares=server.shares)
     return server
+
+
+def check_invocations(principal: Principal, server: str | None) -> None:
+    """Authorize reading invocation records (FR-022), of `server` or of every server.
+
+    Callers whose roles grant invocations.read everywhere (Operator, Admin: the roles with
+    audit.read) read every server's records; anyone else (a Developer of the owning team,
+    or a share of invocations.read) only one server's, named by `server`. A credential
+    scoped to servers must name one of them. Raises ForbiddenError (403, audited) or
+    NotFoundError (404) for an unknown server when it is checked against its owner.
+    """
+    if server is None and principal.servers is not None:
+        decision = Decision(False, "credential is scoped to servers: name one with server=")
+    else:
+        decision = authorize(principal, Permission.INVOCATIONS_READ, server=server)
+    if decision.allowed:
+        return
+    if server is not None:
+        check_server(principal, Permission.INVOCATIONS_READ, server)
+        return
+    record_decision(principal, Permission.INVOCATIONS_READ.value, "invocations", "denied", decision.reason)
+    raise ForbiddenError(f"invocations.read denied: {decision.reason}; "
+                         "name a server your team owns with server=")
 
 
 def unauthorized(error: AuthenticationError, req: func.HttpRequest) -> func.HttpResponse:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from devhost.durable.engine import DurableEngine, UnknownOrchestrator
 from devhost.durable.history import Instance, InstanceExists
+from devhost.keys import BASIC_USER
 from devhost.problems import too_large
 from shared.asgi import read_limited_body
 from shared.errors import PayloadTooLargeError
@@ -36,14 +38,22 @@ WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 INSTANCE_PLACEHOLDER = "INSTANCEID"
 
 
-def client_binding(api_url: str, task_hub: str) -> dict[str, Any]:
+def client_binding(api_url: str, task_hub: str, host_key: str) -> dict[str, Any]:
     """The ``durableClient`` binding payload (``DurableOrchestrationBindings`` keys).
 
-    ``rpcBaseUrl`` is where the SDK client sends management calls; the ``*Urls``
-    templates feed ``create_check_status_response`` / ``create_http_management_payload``.
+    ``rpcBaseUrl`` is where the SDK client sends management calls, with `host_key` in
+    its userinfo (the SDK appends nothing to these calls; see ``devhost.keys``); the
+    ``*Urls`` templates feed ``create_check_status_response`` /
+    ``create_http_management_payload`` and carry ``code=<host_key>`` like Azure's
+    (``requiredQueryStringParameters``). So a function that hands those URLs to a
+    caller hands out the host key, as in Azure: only return them to trusted callers.
     """
-    base = f"{api_url.rstrip('/')}{WEBHOOK_PATH}"
-    query = f"taskHub={task_hub}&connection=Storage"
+    root = api_url.rstrip("/")
+    base = f"{root}{WEBHOOK_PATH}"
+    quoted = quote(host_key, safe="")
+    query = f"taskHub={task_hub}&connection=Storage&code={quoted}"
+    scheme, _, authority = root.partition("://")
+    rpc_base = f"{scheme}://{BASIC_USER}:{quoted}@{authority}{WEBHOOK_PATH}/"
     inst = f"{base}/instances/{INSTANCE_PLACEHOLDER}"
     return {
         "taskHubName": task_hub,
@@ -67,7 +77,7 @@ def client_binding(api_url: str, task_hub: str) -> dict[str, Any]:
         },
         "baseUrl": base,
         "requiredQueryStringParameters": query,
-        "rpcBaseUrl": f"{base}/",
+        "rpcBaseUrl": rpc_base,
     }
 
 

@@ -70,6 +70,12 @@ def create_key(store: DocumentStore, *, name: str, roles: list[Role], created_by
 def verify_key(store: DocumentStore, presented: str) -> Principal:
     """The principal of a presented key. AuthenticationError if malformed, unknown,
     wrong, revoked or expired (one generic reason per case, never the key)."""
+    return verify_key_expiry(store, presented)[0]
+
+
+def verify_key_expiry(store: DocumentStore, presented: str) -> tuple[Principal, float | None]:
+    """`verify_key`, plus the key's expiry (seconds since the epoch; None: never), so a
+    cache never trusts it past that moment."""
     match = _FORMAT.match(presented)
     if not match:
         raise AuthenticationError("malformed API key")
@@ -85,10 +91,11 @@ def verify_key(store: DocumentStore, presented: str) -> Principal:
         raise AuthenticationError("API key revoked")
     if record.expires_at is not None and record.expires_at <= utc_now():
         raise AuthenticationError("API key expired")
-    return Principal(subject=f"key:{record.id}", name=record.name, kind="api_key",
-                     roles=frozenset(record.roles),
-                     servers=frozenset(record.servers) if record.servers is not None else None,
-                     scopes=parse_scopes(record.scopes))
+    principal = Principal(subject=f"key:{record.id}", name=record.name, kind="api_key",
+                          roles=frozenset(record.roles),
+                          servers=frozenset(record.servers) if record.servers is not None else None,
+                          scopes=parse_scopes(record.scopes))
+    return principal, record.expires_at.timestamp() if record.expires_at is not None else None
 
 
 def revoke_key(store: DocumentStore, key_id: str) -> ApiKey:

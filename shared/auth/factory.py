@@ -48,5 +48,7 @@ def authenticator_from_settings(settings: Settings, store: DocumentStore) -> Aut
     key = (id(settings), id(store))
     with _lock:
         if key not in _cache:
-            _cache[key] = (settings, store, Authenticator(settings.auth_mode, _validator(settings), store))
+            _cache[key] = (settings, store, Authenticator(
+                settings.auth_mode, _validator(settings), store, cache_size=settings.auth_token_cache_size,
+                api_key_ttl_s=settings.auth_api_key_cache_seconds))
         return _cache[key][2]

@@ -11,6 +11,7 @@ with the caller):
 | server.delete   |        | team      | ✓        | ✓     |
 | server.rollback |        | team      | ✓        | ✓     |
 | audit.read      |        |           | ✓        | ✓     |
+| invocations.read|        | team      | ✓        | ✓     |
 | keys.manage     |        |           |          | ✓     |
 | shares.manage   |        | team      | ✓        | ✓     |
 | platform.manage |        |           |          | ✓     |
@@ -40,13 +41,16 @@ class Permission(str, Enum):
     SERVER_DELETE = "server.delete"
     SERVER_ROLLBACK = "server.rollback"
     AUDIT_READ = "audit.read"
+    # who called a server's tools (FR-022): every server with audit.read, the owning team's
+    # Developers (and shares) for their own servers
+    INVOCATIONS_READ = "invocations.read"
     KEYS_MANAGE = "keys.manage"
     SHARES_MANAGE = "shares.manage"
     PLATFORM_MANAGE = "platform.manage"  # provision the Azure control plane (POST /api/controlplane)
 
 
 _TEAM_SCOPED = {Permission.SERVER_CREATE, Permission.SERVER_UPDATE, Permission.SERVER_DELETE,
-                Permission.SERVER_ROLLBACK, Permission.SHARES_MANAGE}
+                Permission.SERVER_ROLLBACK, Permission.SHARES_MANAGE, Permission.INVOCATIONS_READ}
 _ANYWHERE: dict[Role, set[Permission]] = {
     Role.READER: {Permission.SERVER_READ},
     Role.DEVELOPER: {Permission.SERVER_READ},

@@ -68,6 +68,11 @@ class TokenValidator:
 
     def validate(self, token: str) -> Principal:
         """Return the caller of `token`. Raises AuthenticationError for any defect."""
+        return self.verify(token)[0]
+
+    def verify(self, token: str) -> tuple[Principal, float]:
+        """The caller of `token` and its `exp` (seconds since the epoch), so a cache can
+        keep the result no longer than the token lives. Raises AuthenticationError."""
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in ALGORITHMS:
@@ -80,7 +85,7 @@ class TokenValidator:
             raise
         except (jwt.PyJWTError, ValueError, KeyError) as error:
             raise AuthenticationError(f"invalid token: {type(error).__name__}: {error}") from None
-        return self._principal(claims)
+        return self._principal(claims), float(claims["exp"])
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         client = claims.get("azp") or claims.get("appid")

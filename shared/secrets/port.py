@@ -9,7 +9,11 @@ both pass `tests/contract/test_secret_store.py`.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+
+# Key Vault's rule for secret names, kept by every adapter so names port between them
+SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 
 
 class SecretNotFoundError(LookupError):
@@ -22,7 +26,10 @@ class SecretStore(Protocol):
     `put(name, value)` stores a new version and returns its reference (an opaque string
     that pins the version, safe to store and show); `get(reference)` returns the value
     (raises SecretNotFoundError); `delete(name)` removes every version (idempotent).
-    `name` is a Key Vault secret name: 1-127 characters of ``[0-9a-zA-Z-]``.
+    `name_of(reference)` returns the secret name a reference of this store points at
+    (SecretNotFoundError for text that is not such a reference), without reading it.
+    `name` is a Key Vault secret name: 1-127 characters of ``[0-9a-zA-Z-]``
+    (`SECRET_NAME`); `put` raises ValueError for any other.
     """
 
     def put(self, name: str, value: str) -> str: ...
@@ -30,3 +37,5 @@ class SecretStore(Protocol):
     def get(self, reference: str) -> str: ...
 
     def delete(self, name: str) -> None: ...
+
+    def name_of(self, reference: str) -> str: ...

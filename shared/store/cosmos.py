@@ -29,6 +29,13 @@ OFFSET/LIMIT, and stopping early reads no more pages than needed on Azure too.
 A partition-scoped query also repeats the key in its WHERE clause, which the emulator
 requires and Cosmos treats as a no-op.
 
+Invocation queries (`shared.audit.query_invocations`, FR-022) are index-served, not
+scans: with a server they run in that server's partition only (`/server`); every filter
+(`tool`, `actor`, `result`), the `id` range (ids sort by time) and `ORDER BY c.id` use
+the range index that Cosmos's default indexing policy keeps on every path (containers
+created here and by infra keep that default policy; a custom policy must keep `/tool`,
+`/actor`, `/result` and `/id` included).
+
 Authentication: Entra ID through `DefaultAzureCredential` (managed identity on Azure) when
 no key is given; an account key only for an emulator. With Entra ID the data-plane role
 cannot create databases or containers, so on Azure they come from infra (Bicep); the
@@ -50,7 +57,7 @@ from azure.core import MatchConditions
 from azure.cosmos import CosmosClient, PartitionKey, exceptions
 
 from shared.errors import ConflictError, NotFoundError
-from shared.store.port import CONTAINERS, Document
+from shared.store.port import CONTAINERS, Document, Ranges
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +145,16 @@ class CosmosDocumentStore:
         credential: an azure-identity token credential to use instead of the default.
         verify_tls: False only for an emulator's self-signed certificate.
         page_size: documents per query page (`max_item_count`).
+        endpoint_discovery: False pins every request to `endpoint` instead of the
+            regional endpoints the account advertises (a relay or proxy in front of it).
 
     Raises `azure.cosmos.exceptions.CosmosHttpResponseError` if the account cannot be
     reached or the database/containers cannot be read or created.
     """
 
     def __init__(self, endpoint: str, database: str, *, key: str | None = None,
-                 credential: Any = None, verify_tls: bool = True, page_size: int = 100) -> None:
+                 credential: Any = None, verify_tls: bool = True, page_size: int = 100,
+                 endpoint_discovery: bool = True) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         if not verify_tls:
@@ -157,7 +167,7 @@ class CosmosDocumentStore:
             credential = DefaultAzureCredential()
         self.page_size = page_size
         client = CosmosClient(endpoint, credential=key if key is not None else credential,
-                              connection_verify=verify_tls)
+                              connection_verify=verify_tls, enable_endpoint_discovery=endpoint_discovery)
         self._containers = _open_containers(client, database)
 
     def _container(self, name: str) -> Any:
@@ -210,18 +220,23 @@ class CosmosDocumentStore:
 
     def query(self, container: str, filters: dict[str, Any] | None = None, *,
               partition_key: str | None = None, order_by: str | None = None,
-              descending: bool = False, limit: int | None = None) -> list[Document]:
-        """Documents whose top-level fields equal `filters`, ordered and limited.
+              descending: bool = False, limit: int | None = None,
+              ranges: Ranges | None = None) -> list[Document]:
+        """Documents whose top-level fields equal `filters` and lie in `ranges`, ordered
+        and limited.
 
         Pages through results `page_size` at a time and stops once `limit` are read.
         """
         target = self._container(container)
         clauses, parameters = [], []
-        conditions = list((filters or {}).items())
+        conditions = [(name, "=", value) for name, value in (filters or {}).items()]
         if partition_key is not None:
-            conditions.insert(0, (CONTAINERS[container], partition_key))
-        for index, (name, value) in enumerate(conditions):
-            clauses.append(f"{_field(name)} = @p{index}")
+            conditions.insert(0, (CONTAINERS[container], "=", partition_key))
+        for name, (lower, upper) in (ranges or {}).items():
+            conditions += [(name, op, bound) for op, bound in ((">=", lower), ("<", upper))
+                           if bound is not None]
+        for index, (name, operator, value) in enumerate(conditions):
+            clauses.append(f"{_field(name)} {operator} @p{index}")
             parameters.append({"name": f"@p{index}", "value": value})
         sql = "SELECT * FROM c" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         if order_by:

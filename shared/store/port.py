@@ -28,6 +28,18 @@ CONTAINERS: dict[str, str] = {
     "idempotency_keys": "id",  # one document per processed message key (Service Bus)
 }
 
+# Secondary indexes the adapters keep (SQLite: partial expression indexes; Cosmos indexes
+# every path by default): per container, the field tuples a query may filter on by
+# equality, ending with the field it orders and ranges by. Invocation ids sort by time
+# (`shared.audit.record_id`), so "newest calls of tool X" walks one index backwards.
+# Filters on the partition key use the primary key (partition key, id) instead.
+INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "invocations": (("id",), ("tool", "id"), ("actor", "id"), ("result", "id")),
+}
+
+# field -> (lower bound, inclusive; upper bound, exclusive); None leaves a side open
+Ranges = dict[str, tuple[Any, Any]]
+
 
 class DocumentStore(Protocol):
     """Port implemented by every store adapter; all methods are synchronous.
@@ -60,5 +72,9 @@ class DocumentStore(Protocol):
 
     def query(self, container: str, filters: dict[str, Any] | None = None, *,
               partition_key: str | None = None, order_by: str | None = None,
-              descending: bool = False, limit: int | None = None) -> list[Document]:
-        """Documents whose top-level fields equal `filters`, ordered and limited."""
+              descending: bool = False, limit: int | None = None,
+              ranges: Ranges | None = None) -> list[Document]:
+        """Documents whose top-level fields equal `filters` and lie in `ranges`
+        (`{field: (lower inclusive, upper exclusive)}`, either side None), ordered and
+        limited. Filters, ranges and order on a field tuple of `INDEXES` (or on the
+        partition key and `id`) are served from an index, never a scan."""

@@ -154,3 +154,15 @@ def test_upsert_many_validates_every_document_before_writing_any(store):
     with pytest.raises(ValueError):
         store.upsert_many("invocations", [{"id": "ok", "server": "echo"}, {"id": "no-partition-key"}])
     assert store.query("invocations") == []
+
+
+def test_query_ranges_are_lower_inclusive_upper_exclusive_and_combine_with_filters(store):
+    store.upsert_many("invocations", [{"id": f"{n:04d}", "server": "echo" if n % 2 else "time",
+                                       "tool": "add" if n % 3 == 0 else "echo", "n": n} for n in range(30)])
+    newest_adds = store.query("invocations", {"tool": "add"}, order_by="id", descending=True, limit=4,
+                              ranges={"id": ("0003", "0021")})
+    assert [d["n"] for d in newest_adds] == [18, 15, 12, 9]
+    in_partition = store.query("invocations", partition_key="echo", order_by="id", ranges={"id": (None, "0006")})
+    assert [d["n"] for d in in_partition] == [1, 3, 5]
+    assert [d["n"] for d in store.query("invocations", order_by="id", ranges={"id": ("0027", None)})] == [27, 28, 29]
+    assert store.query("invocations", ranges={"id": ("0010", "0010")}) == []

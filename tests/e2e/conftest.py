@@ -17,6 +17,8 @@ import pytest
 
 from shared.auth.principal import Role
 from shared.auth.tokens import LocalIssuer
+from shared.keyfiles import read_or_create_key
+from shared.settings import Settings
 from tests.e2e.helpers import register_auth, register_store
 from tests.emulators import cosmos_emulator  # noqa: F401  (session fixture)
 
@@ -65,6 +67,12 @@ class Platform:
         return self.issuer.mint(user, roles or (Role.ADMIN,), groups=groups)
 
     @property
+    def host_key(self) -> str:
+        """devhost's host key for its /runtime and /admin routes (created in the data dir on
+        first use, as devhost would)."""
+        return read_or_create_key(Settings(data_dir=self.data_dir).host_key_path)
+
+    @property
     def headers(self) -> dict[str, str]:
         """`Authorization` headers of an Admin, for REST and MCP calls."""
         return {"Authorization": f"Bearer {self.token()}"}
@@ -110,6 +118,26 @@ class Platform:
         self.processes.clear()
 
 
+@pytest.fixture
+def checkout_launchers(monkeypatch) -> None:
+    """Clearance opt-ins for tests whose servers run from this checkout (request it before
+    `platform`, e.g. ``pytestmark = pytest.mark.usefixtures("checkout_launchers")``): this
+    venv's interpreter and ``node_modules/.bin`` by absolute path, and `remote` servers on
+    loopback, which the default clearance refuses (docs/clearance.md)."""
+    defaults = Settings.model_fields["clearance_launchers"].default_factory()
+    monkeypatch.setenv("MCPAAS_CLEARANCE_LAUNCHERS", ",".join(
+        [*defaults, f"{Path(sys.executable).parent}/*", f"{REPO}/node_modules/.bin/*"]))
+    monkeypatch.setenv("MCPAAS_REMOTE_ALLOWED_NETWORKS", "127.0.0.0/8")
+
+
+@pytest.fixture
+def shell_launchers(monkeypatch, checkout_launchers) -> None:
+    """`checkout_launchers` plus `sh -c` test scripts: `sh` admitted and inline code allowed."""
+    monkeypatch.setenv("MCPAAS_CLEARANCE_LAUNCHERS", os.environ["MCPAAS_CLEARANCE_LAUNCHERS"] + ",sh")
+    monkeypatch.setenv("MCPAAS_CLEARANCE_REFUSED_LAUNCHERS", "")
+    monkeypatch.setenv("MCPAAS_CLEARANCE_ALLOW_INLINE_CODE", "true")
+
+
 # Tests that run the platform run once per document store. `cluster` (test_container.py)
 # asks for `platform` lazily, after setting env, so it is named here explicitly.
 _RUN_ON_EACH_STORE = {"platform", "cluster"}
@@ -139,7 +167,8 @@ def platform(request, tmp_path, store_backend):
     running.data_dir.mkdir()
     register_store(running.data_dir, running.store_env)
     headers = running.headers  # creates the signing key before either process races to
-    register_auth(running.api, headers)
+    # the host key rides along for devhost's /runtime and /admin routes (ignored by /api)
+    register_auth(running.api, {**headers, "x-functions-key": running.host_key})
     register_auth(running.gateway, headers)
     try:
         running.start("gateway")

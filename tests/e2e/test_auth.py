@@ -10,11 +10,14 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from shared.auth.principal import Role
 from shared.auth.tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer
 from tests.e2e.helpers import authed, stored, wait_gone, wait_status
+
+pytestmark = pytest.mark.usefixtures("checkout_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
 
 
 def remote(name: str, team: str = "") -> dict:

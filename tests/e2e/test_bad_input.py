@@ -6,6 +6,8 @@ import pytest
 
 from tests.e2e.helpers import authed, stored, wait_status
 
+pytestmark = pytest.mark.usefixtures("checkout_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
+
 GOOD = {"name": "echo", "kind": "remote", "remote": {"url": "http://127.0.0.1:9/mcp"}}
 
 

@@ -11,6 +11,8 @@ import pytest
 from tests.e2e.conftest import REPO
 from tests.e2e.helpers import authed, lifecycle_events, mcp_client, wait_gone, wait_status
 
+pytestmark = pytest.mark.usefixtures("checkout_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
+
 EVERYTHING = str(REPO / "node_modules" / ".bin" / "mcp-server-everything")
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 
 from tests.e2e.helpers import authed, lifecycle_events, mcp_client, stored, wait_status
+
+pytestmark = pytest.mark.usefixtures("shell_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
 
 # a stdio server that takes a few seconds to start, so the deploy's probe is in flight
 SLOW_ECHO = f"sleep 4; exec {sys.executable} -m catalog.echo.server"

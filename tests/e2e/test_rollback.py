@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
 from tests.e2e.helpers import authed, stored, wait_status
+
+pytestmark = pytest.mark.usefixtures("checkout_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
 
 ECHO = [sys.executable, "-m", "catalog.echo.server"]
 

@@ -7,7 +7,11 @@ import json
 import secrets
 import sys
 
+import pytest
+
 from tests.e2e.helpers import authed, wait_status
+
+pytestmark = pytest.mark.usefixtures("shell_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
 
 
 def trace_ids_in(log_path) -> set[str]:

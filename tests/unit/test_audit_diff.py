@@ -36,10 +36,10 @@ def test_service_bus_clearance_refusal_is_audited_once(tmp_path, monkeypatch):
     get_settings.cache_clear()
     try:
         body = json.dumps({"spec": {"name": "evil", "kind": "package", "package": {"command": "curl"}},
-                           "requested_by": "pipeline", "idempotency_key": "k1"}).encode()
+                           "idempotency_key": "k1"}).encode()
         for _ in range(2):  # the host redelivers a poison message
             with pytest.raises(PoisonMessageError, match="undeployable"):
-                parse_request(body)
+                parse_request(body, "pipeline", "message-1")
         events = [doc for doc in get_store().query("audit", partition_key="evil")]
         assert len(events) == 1
         assert events[0]["action"] == "server.clearance" and events[0]["result"] == "refused"

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from devhost.host import create_app
+from shared.keyfiles import host_key
 from shared.settings import Settings
 from tests.integration.devhost.sample_app import app as sample_app
 
@@ -27,10 +28,11 @@ def free_port() -> int:
 
 
 class Devhost:
-    """A running devhost: ``url``, an httpx ``client`` and polling helpers."""
+    """A running devhost: ``url``, its host ``key``, an httpx ``client`` that sends the
+    key (as the host's operator would) and polling helpers."""
 
-    def __init__(self, url: str, client: httpx.Client, data_dir: Path, app: object) -> None:
-        self.url, self.client, self.data_dir, self.app = url, client, data_dir, app
+    def __init__(self, url: str, client: httpx.Client, data_dir: Path, app: object, key: str) -> None:
+        self.url, self.client, self.data_dir, self.app, self.key = url, client, data_dir, app, key
 
     def start(self, name: str, payload: object = None, instance_id: str | None = None
               ) -> httpx.Response:
@@ -77,7 +79,8 @@ def devhost(tmp_path: Path) -> Iterator[Devhost]:
     site = create_app(sample_app, settings)
     server, thread = serve(site, port)
     url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield Devhost(url, client, tmp_path, site)
+    key = host_key(settings)
+    with httpx.Client(base_url=url, timeout=30, headers={"x-functions-key": key}) as client:
+        yield Devhost(url, client, tmp_path, site, key)
     server.should_exit = True
     thread.join(timeout=10)

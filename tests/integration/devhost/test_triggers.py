@@ -15,6 +15,7 @@ import pytest
 from devhost.host import create_app
 from devhost.queues import MAX_DELIVERY_COUNT, LocalQueues
 from devhost.timers import next_fire, parse_schedule
+from shared.keyfiles import host_key
 from shared.settings import Settings
 from tests.integration.devhost.conftest import free_port, serve
 
@@ -61,7 +62,8 @@ def host(tmp_path: Path) -> Iterator[httpx.Client]:
     port = free_port()
     settings = Settings(data_dir=tmp_path / "data", api_port=port)
     server, thread = serve(create_app(app, settings), port)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                      headers={"x-functions-key": host_key(settings)}) as client:
         yield client
     server.should_exit = True
     thread.join(timeout=10)

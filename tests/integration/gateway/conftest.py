@@ -25,6 +25,16 @@ from tests.integration.gateway.helpers import GatewayUnderTest, ThreadedServer
 
 # authentication off: these fixtures serve protocol rigs only (see the module docstring)
 PROTOCOL_RIG_AUTH = AuthMode.NONE
+# the test upstreams of `remote` servers listen on loopback, which the remote address
+# policy refuses by default (shared.egress); test_clearance_connect.py starts without it
+LOOPBACK_REMOTES = ["127.0.0.0/8"]
+
+
+def shown_to_children(tmp_path: Path) -> list[str]:
+    """`sandbox_read_paths` showing the test's scripts (in `tmp_path`) to sandboxed
+    children, which run as other uids: pytest makes `tmp_path` mode 0700."""
+    tmp_path.chmod(0o755)
+    return [str(tmp_path)]
 
 
 @pytest.fixture
@@ -34,7 +44,9 @@ def store(tmp_path: Path) -> SQLiteDocumentStore:
 
 @pytest.fixture
 def gateway(tmp_path: Path, store: SQLiteDocumentStore) -> Iterator[GatewayUnderTest]:
-    settings = Settings(data_dir=tmp_path / "data", auth_mode=PROTOCOL_RIG_AUTH)
+    settings = Settings(data_dir=tmp_path / "data", auth_mode=PROTOCOL_RIG_AUTH,
+                        sandbox_read_paths=shown_to_children(tmp_path),
+                        remote_allowed_networks=LOOPBACK_REMOTES)
     app = create_app(settings, store)
     with ThreadedServer(app) as server:
         yield GatewayUnderTest(server.url, store, settings, app)
@@ -48,7 +60,8 @@ def make_gateway(tmp_path: Path,
     with ExitStack() as stack:
         def start(**overrides: Any) -> GatewayUnderTest:
             settings = Settings(**{"data_dir": tmp_path / "data", "auth_mode": PROTOCOL_RIG_AUTH,
-                                   **overrides})
+                                   "sandbox_read_paths": shown_to_children(tmp_path),
+                                   "remote_allowed_networks": LOOPBACK_REMOTES, **overrides})
             app = create_app(settings, store)
             server = stack.enter_context(ThreadedServer(app))
             return GatewayUnderTest(server.url, store, settings, app)

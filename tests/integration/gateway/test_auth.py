@@ -4,6 +4,7 @@ bound to their principal."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -100,7 +101,7 @@ def test_entra_metadata_names_the_tenant_issuer() -> None:
 
 
 async def test_tokens_and_api_keys_reach_the_server(make_gateway) -> None:
-    auth = start_local(make_gateway)
+    auth = start_local(make_gateway, auth_api_key_cache_seconds=0.3)
     gw = auth.gateway
     gw.put(echo_spec())
     key, record = create_key(gw.store, name="ci", roles=[Role.READER], created_by="test")
@@ -109,6 +110,7 @@ async def test_tokens_and_api_keys_reach_the_server(make_gateway) -> None:
             result = await client.call_tool("echo", {"message": "hi"})
             assert result.content[0].text == "hi"
     revoke_key(gw.store, record.id)
+    await asyncio.sleep(0.4)  # a revoked key stops working within auth_api_key_cache_seconds
     async with httpx.AsyncClient(timeout=10) as http:
         reply = await http.post(gw.mcp_url("echo"), json=INIT, headers={**JSON_ONLY, "X-API-Key": key})
     assert reply.status_code == 401
@@ -225,7 +227,8 @@ async def test_admin_stop_route_needs_an_admin(make_gateway) -> None:
         anonymous = await http.delete(url)
         assert anonymous.status_code == 401 and "resource_metadata" in anonymous.headers["www-authenticate"]
         assert (await http.delete(url, headers=auth.headers("op", Role.OPERATOR))).status_code == 403
-        assert (await http.get(f"{gw.url}/servers/echo/status")).json()["sessions"] == 1  # nothing ended
+        status = await http.get(f"{gw.url}/servers/echo/status", headers=auth.headers("op", Role.OPERATOR))
+        assert status.json()["sessions"] == 1  # nothing ended
         # the control plane's own service token (an Admin service principal) may
         stopped = await http.delete(url, headers=service_headers(gw.settings))
         assert stopped.status_code == 200 and stopped.json() == {"stopped": 1}

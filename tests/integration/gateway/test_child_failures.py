@@ -127,7 +127,10 @@ async def test_sigkill_mid_call_errors_and_next_call_succeeds(gateway: GatewayUn
     script.write_text(SLOW)
     gateway.put(script_spec("slow", script))
     async with Client(gateway.mcp_url("slow")) as client, httpx.AsyncClient() as http:
-        first_pid = int((await client.call_tool("fast", {})).content[0].text)
+        await client.call_tool("fast", {})
+        # the gateway's view of the child (under the sandbox the child's own pid is one
+        # of its PID namespace)
+        [first_pid] = (await status(http, gateway.url, "slow"))["pids"]
         call = asyncio.create_task(client.call_tool("slow", {}))
         await asyncio.sleep(0.2)  # let the request reach the child
         os.kill(first_pid, signal.SIGKILL)
@@ -135,8 +138,8 @@ async def test_sigkill_mid_call_errors_and_next_call_succeeds(gateway: GatewayUn
             await asyncio.wait_for(call, timeout=10)
         assert caught.value.code == -32603 and "exited with code -9" in str(caught.value)
         # The next call on the same session is served by a new child within a bounded wait.
-        reply = await asyncio.wait_for(client.call_tool("fast", {}), timeout=5)
-        second_pid = int(reply.content[0].text)
-        assert second_pid != first_pid
+        await asyncio.wait_for(client.call_tool("fast", {}), timeout=5)
         state = await status(http, gateway.url, "slow")
+        [second_pid] = state["pids"]
+        assert second_pid != first_pid
         assert state["pids"] == [second_pid] and state["restarts"] == 1

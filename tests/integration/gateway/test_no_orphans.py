@@ -25,6 +25,7 @@ from shared.models import PackageSource, ServerSpec, SessionMode
 from shared.settings import Settings
 from shared.store import open_store
 
+from tests.integration.gateway.conftest import shown_to_children
 from tests.integration.gateway.helpers import REPO_ROOT, open_session, put_server
 
 pytestmark = pytest.mark.asyncio
@@ -126,7 +127,8 @@ async def test_stopping_the_gateway_leaves_no_process(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     env = {**os.environ, "MCPAAS_DATA_DIR": str(settings.data_dir), "MCPAAS_STORE": "sqlite",
            "MCPAAS_GATEWAY_HOST": "127.0.0.1", "MCPAAS_GATEWAY_PORT": str(port),
-           "MCPAAS_AUTH_MODE": "none"}  # a process-lifecycle rig: authentication is not under test
+           "MCPAAS_AUTH_MODE": "none",  # a process-lifecycle rig: authentication is not under test
+           "MCPAAS_SANDBOX_READ_PATHS": ",".join(shown_to_children(tmp_path))}
     gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -11,6 +11,7 @@ from mcp import Client
 
 from shared.models import PackageSource, ServerSpec
 
+from gateway.logs import log_path
 from tests.integration.gateway.helpers import (BOTH, INIT, JSON_ONLY, GatewayUnderTest, alive,
                                                echo_spec, open_session, session_headers, status,
                                                tools_list, wait_gone)
@@ -26,7 +27,7 @@ async def test_echo_lists_tools_and_echoes(gateway: GatewayUnderTest) -> None:
         result = await client.call_tool("echo", {"message": "hello gateway"})
         assert not result.is_error
         assert result.structured_content == {"result": "hello gateway"}
-    assert (gateway.settings.servers_dir / "echo" / "stderr.log").exists()
+    assert log_path(gateway.settings.servers_dir, "echo").exists()
 
 
 async def test_mcp_server_time_from_pypi(gateway: GatewayUnderTest) -> None:

@@ -69,7 +69,7 @@ async def test_cold_burst_across_two_replicas_installs_once(
         make_gateway: Callable[..., GatewayUnderTest], redis_url: str, tmp_path: Path) -> None:
     replicas = [make_gateway(redis_url=redis_url, gateway_max_sessions_per_server=8)
                 for _ in range(2)]
-    counter = tmp_path / "installs.txt"
+    counter = replicas[0].settings.servers_dir / "cold" / "installs.txt"  # its own dir
     replicas[0].put(installing_echo("cold", counter))
     async with httpx.AsyncClient(timeout=60) as http:
         replies = await asyncio.gather(*(
@@ -92,7 +92,7 @@ async def test_cold_burst_across_two_replicas_installs_once(
 
 
 async def test_embedded_mode_installs_once(gateway: GatewayUnderTest, tmp_path: Path) -> None:
-    counter = tmp_path / "installs.txt"
+    counter = gateway.settings.servers_dir / "local" / "installs.txt"  # its own dir
     gateway.put(installing_echo("local", counter))
     async with httpx.AsyncClient(timeout=60) as http:
         replies = await asyncio.gather(*(
@@ -103,7 +103,7 @@ async def test_embedded_mode_installs_once(gateway: GatewayUnderTest, tmp_path: 
 
 async def test_install_failure_retries_once_then_sets_error(gateway: GatewayUnderTest,
                                                             tmp_path: Path) -> None:
-    counter = tmp_path / "installs.txt"
+    counter = gateway.settings.servers_dir / "broken" / "installs.txt"  # its own dir
     gateway.put(installing_echo("broken", counter, fail=True))
     async with httpx.AsyncClient(timeout=60) as http:
         reply = await http.post(gateway.mcp_url("broken"), json=INIT, headers=JSON_ONLY)

@@ -13,7 +13,7 @@ from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
 from gateway.app import create_app
-from tests.integration.gateway.conftest import PROTOCOL_RIG_AUTH
+from tests.integration.gateway.conftest import PROTOCOL_RIG_AUTH, shown_to_children
 from tests.integration.gateway.helpers import (BOTH, GatewayUnderTest, ThreadedServer, alive,
                                                echo_spec, open_session, put_server, script_spec,
                                                session_headers, status, wait_gone)
@@ -138,7 +138,8 @@ async def test_a_slow_answer_gets_a_resumable_stream(make_gateway, tmp_path: Pat
 async def test_shutdown_ends_every_child(tmp_path: Path) -> None:
     store = SQLiteDocumentStore(tmp_path / "store.sqlite")
     put_server(store, echo_spec())
-    app = create_app(Settings(data_dir=tmp_path / "data", auth_mode=PROTOCOL_RIG_AUTH), store)
+    app = create_app(Settings(data_dir=tmp_path / "data", auth_mode=PROTOCOL_RIG_AUTH,
+                              sandbox_read_paths=shown_to_children(tmp_path)), store)
     server = ThreadedServer(app)
     with server:
         async with httpx.AsyncClient() as http:

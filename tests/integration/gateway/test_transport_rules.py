@@ -13,6 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from shared.keyfiles import metrics_token
 from tests.integration.gateway.helpers import (BOTH, INIT, JSON_ONLY, GatewayUnderTest,
                                                echo_spec, open_session, script_spec,
                                                session_headers, status, tools_list, wait_gone)
@@ -204,7 +205,8 @@ async def test_metrics_count_requests_by_server_method_and_tool(gateway: Gateway
     call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
             "params": {"name": "echo", "arguments": {"message": "m"}}}
     assert (await http.post(url, json=call, headers=session_headers(session_id))).status_code == 200
-    text = (await http.get(f"{gateway.url}/metrics")).text
+    scrape = {"Authorization": f"Bearer {metrics_token(gateway.settings)}"}
+    text = (await http.get(f"{gateway.url}/metrics", headers=scrape)).text
     assert ('mcpaas_gateway_requests_total{method="tools/call",outcome="ok",server="metered",'
             'tool="echo"} 1.0') in text
     assert 'mcpaas_gateway_request_seconds_bucket{le="+Inf",method="initialize",server="metered",tool=""}' in text

@@ -55,13 +55,14 @@ def test_payload_json_rejects_garbage() -> None:
 
 
 def test_sdk_client_accepts_binding_and_builds_urls() -> None:
-    binding = client_binding("http://127.0.0.1:7071/", "hub")
+    binding = client_binding("http://127.0.0.1:7071/", "hub", "k/ey+1")
     client = DurableOrchestrationClient(json.dumps(binding))
+    # the SDK appends nothing to its RPC calls: the host key rides in the userinfo
     assert client._orchestration_bindings.rpc_base_url == \
-        "http://127.0.0.1:7071/runtime/webhooks/durabletask/"
+        "http://functions:k%2Fey%2B1@127.0.0.1:7071/runtime/webhooks/durabletask/"
     links = client.create_http_management_payload("abc")
     assert links["id"] == "abc"
-    assert links["statusQueryGetUri"] == \
-        "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/abc?taskHub=hub&connection=Storage"
+    assert links["statusQueryGetUri"] == ("http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/abc"
+                                          "?taskHub=hub&connection=Storage&code=k%2Fey%2B1")
     assert client._get_start_new_url("i1", "orch") == \
-        "http://127.0.0.1:7071/runtime/webhooks/durabletask/orchestrators/orch/i1"
+        "http://functions:k%2Fey%2B1@127.0.0.1:7071/runtime/webhooks/durabletask/orchestrators/orch/i1"

@@ -70,11 +70,26 @@ def test_protocol_version(headers: dict[str, str], ok: bool) -> None:
         assert answer.status_code == 400
 
 
-def test_child_env_puts_gateway_venv_first_and_adds_package_env() -> None:
-    env = child_env(PackageSource(command="x", env={"FOO": "bar"}))
-    assert env["FOO"] == "bar"
+def test_child_env_is_an_allowlist_with_home_in_the_server_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = {"MCPAAS_STORE": "cosmos", "AZURE_CLIENT_SECRET": "s1", "IDENTITY_ENDPOINT": "x",
+                "MSI_SECRET": "s2", "APPLICATIONINSIGHTS_CONNECTION_STRING": "s3",
+                "REDIS_URL": "redis://h", "COSMOS_KEY": "k", "SOMETHING_ELSE": "y"}
+    for name, value in {**platform, "LANG": "C.UTF-8", "LC_TIME": "C", "TZ": "UTC"}.items():
+        monkeypatch.setenv(name, value)
+    env = child_env(PackageSource(command="x", env={"FOO": "bar"}), tmp_path, {"TOKEN": "t"})
+    assert not set(platform) & set(env)
+    assert env["FOO"] == "bar" and env["TOKEN"] == "t"
+    assert (env["LANG"], env["LC_TIME"], env["TZ"]) == ("C.UTF-8", "C", "UTC")
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
-    assert env["HOME"] == os.environ["HOME"]
+    assert env["HOME"] == str(tmp_path)
+    for cache in ("XDG_CACHE_HOME", "npm_config_cache", "UV_CACHE_DIR", "PIP_CACHE_DIR"):
+        assert Path(env[cache]).is_relative_to(tmp_path)
+
+
+def test_child_env_lets_the_spec_set_its_own_path(tmp_path: Path) -> None:
+    env = child_env(PackageSource(command="x", env={"PATH": "/opt/x/bin"}), tmp_path)
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/opt/x/bin"]
 
 
 def test_raw_messages_keep_their_text_until_changed():

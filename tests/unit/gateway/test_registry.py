@@ -8,9 +8,13 @@ import pytest
 
 from shared.errors import NotFoundError, UnprocessableError
 from shared.models import (ContainerSource, PackageSource, RemoteSource, Server, ServerSpec)
+from shared.secrets import create_secret_store
+from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
 from gateway.registry import ServerRegistry
+from gateway.sandbox import Sandbox
+from gateway.stdio import Launcher
 from gateway.supervisor import SessionRegistry
 
 PKG = ServerSpec(name="pkg", kind="package", package=PackageSource(command="x"))
@@ -86,7 +90,8 @@ async def test_ping(store: SQLiteDocumentStore) -> None:
 
 
 def test_status_without_sessions(tmp_path: Path) -> None:
-    sessions = SessionRegistry(tmp_path)
+    settings = Settings(data_dir=tmp_path)
+    sessions = SessionRegistry(Launcher(Sandbox(settings), create_secret_store(settings)))
     assert sessions.status("a", known=True)["status"] == "idle"
     sessions.record_error("a", "boom")
     assert sessions.status("a", known=False) == {
