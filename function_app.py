@@ -21,6 +21,9 @@ from triggers.event_grid import bp as event_grid
 from triggers.governance import bp as governance
 from triggers.http_api import bp as http_api
 from triggers.service_bus import bp as service_bus
+from triggers.runbooks import bp as runbooks
+from triggers.checklists import bp as checklists
+from triggers.feedback import bp as feedback
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -30,4 +33,6 @@ for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_ac
                   governance):
     app.register_functions(blueprint)
 for blueprint in (diagnostics, event_grid, secret_activities):
+    app.register_functions(blueprint)
+for blueprint in (runbooks, checklists, feedback):  # issue 14: guidance (FR-008..FR-012)
     app.register_functions(blueprint)

@@ -10,7 +10,11 @@ serving the repo's echo server:
 The calls alternate between the two (one MCP session each, JSON answer mode), so both
 see the same machine load. Reported: p50/p99 of the round trips of each, their
 difference, and the guard's own time measured inside the guarded gateway (its time in
-`dispatch` minus the time of the request handler, plus authentication).
+`dispatch` minus the time of the request handler, plus authentication), as wall time
+and as the loop thread's CPU time. The request body is read before the clock starts:
+waiting for the client's bytes is not the guard's cost, and the bare gateway waits for
+them too. The CPU figure also leaves out what the GIL hands to the other threads of
+this process (the client, the other gateway) in the middle of a guard call.
 Usage: `python bench/auth_overhead.py [--calls 2000]`. Prints figures; asserts nothing.
 """
 
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -51,30 +56,33 @@ class _TimedGuard:
     """Wraps the real guard; records its own seconds per request (handler excluded)."""
 
     def __init__(self, guard: Guard) -> None:
-        self.guard, self.samples = guard, []
+        self.guard, self.samples, self.cpu_samples = guard, [], []
         self.auth = self
         self._auth = guard.auth
 
     async def authenticate(self, request: Any, name: str) -> Any:
-        started = time.perf_counter()
+        await request.body()  # the client's bytes arrive before the clock starts
+        started, cpu = time.perf_counter(), time.thread_time()
         principal = await self._auth.authenticate(request, name)
-        request.state.auth_s = time.perf_counter() - started
+        request.state.auth_s = (time.perf_counter() - started, time.thread_time() - cpu)
         return principal
 
     async def dispatch(self, request: Any, server: Server, handler: Any) -> Any:
-        handled = 0.0
+        handled = (0.0, 0.0)
 
         async def timed(bound: Server) -> Any:
             nonlocal handled
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return await handler(bound)
             finally:
-                handled = time.perf_counter() - started
+                handled = (time.perf_counter() - started, time.thread_time() - cpu)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         response = await self.guard.dispatch(request, server, timed)
-        self.samples.append(time.perf_counter() - started - handled + request.state.auth_s)
+        auth_s, auth_cpu = request.state.auth_s
+        self.samples.append(time.perf_counter() - started - handled[0] + auth_s)
+        self.cpu_samples.append(time.thread_time() - cpu - handled[1] + auth_cpu)
         return response
 
     def start(self) -> None:
@@ -168,7 +176,7 @@ async def _run(calls: int, data: Path) -> None:
     finally:
         guarded.should_exit = bare.should_exit = True
         await asyncio.sleep(1.0)
-    guard = timed.samples[-calls:]
+    guard, guard_cpu = timed.samples[-calls:], timed.cpu_samples[-calls:]
     print(f"tools/call round trips, {calls} each, alternating (ms):")
     for name, values in rounds.items():
         print(f"  {name:8s} p50 {_ms(values, 0.5):7.3f}  p99 {_ms(values, 0.99):7.3f}")
@@ -176,7 +184,16 @@ async def _run(calls: int, data: Path) -> None:
           f"p99 {_ms(rounds['guarded'], 0.99) - _ms(rounds['bare'], 0.99):7.3f}")
     print(f"guard's own time inside the gateway (ms): p50 {_ms(guard, 0.5):.3f}  p99 {_ms(guard, 0.99):.3f}  "
           f"mean {statistics.fmean(guard) * 1000:.3f}")
+    print(f"guard's own CPU time (ms, loop thread): p50 {_ms(guard_cpu, 0.5):.3f}  "
+          f"p99 {_ms(guard_cpu, 0.99):.3f}  mean {statistics.fmean(guard_cpu) * 1000:.3f}")
+    print(f"machine speed now: {_empty_loop_ns():.1f} ns per empty Python loop step (lower is faster; "
+          "compare runs only at similar speeds)")
     print(f"invocations recorded: {len(store.query('invocations'))}")
+
+
+def _empty_loop_ns() -> float:
+    """Nanoseconds per step of an empty loop: how loaded the (shared) machine is."""
+    return min(timeit.repeat("pass", number=200_000, repeat=5)) / 200_000 * 1e9
 
 
 def main() -> None:

@@ -12,6 +12,13 @@ Semantics follow Service Bus peek-lock delivery
 * :meth:`LocalQueues.dead_letter` dead-letters explicitly with a reason and description;
 * locks held by a process that died are released when the queues are opened again.
 
+Write-only secrets (a deploy request's ``spec.{package,container}.secrets.*.value``) are
+not kept beyond delivery: a dead-lettered body is stored with them replaced
+(``shared.redact.withhold_secret_values``; a body that is not a JSON object is withheld
+whole), error texts are scrubbed of them before they are logged or kept, and the file
+runs with ``secure_delete`` so a completed message's bytes are overwritten, not left in
+free pages. Azure's dead-letter queue keeps what the sender sent (docs/secrets.md).
+
 HTTP surface (served by devhost next to ``/api``):
 
 * ``POST /runtime/queues/{queue}/messages``: the request body is the message body
@@ -22,7 +29,7 @@ HTTP surface (served by devhost next to ``/api``):
 * ``GET /runtime/queues/{queue}/deadletter``: ``{"items": [...]}`` oldest first, each
   with ``message_id``, ``body`` (text), ``delivery_count``, ``dead_letter_reason``,
   ``dead_letter_error_description``, ``last_error``, ``application_properties`` (values
-  scrubbed of credentials, ``shared.redact``).
+  scrubbed of credentials, ``shared.redact``); ``body`` without secret values.
 
 Both need the host key (``devhost.keys``), like every ``/runtime`` route.
 """
@@ -48,7 +55,7 @@ from starlette.routing import Route
 
 from devhost.invoke import FunctionTarget, collect_targets, invoke
 from devhost.problems import problem
-from shared.redact import scrub_credentials
+from shared.redact import scrub_credentials, scrub_values, withhold_secret_values
 
 log = logging.getLogger("devhost.queues")
 
@@ -93,6 +100,9 @@ class LocalQueues:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
+            # zero deleted and replaced rows: a completed or dead-lettered body may have
+            # carried secret values (https://sqlite.org/pragma.html#pragma_secure_delete)
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
             # Whoever held these locks is gone (one devhost per data dir): redeliver.
             self._db.execute("UPDATE messages SET state='active', lock_token=NULL "
@@ -156,13 +166,21 @@ class LocalQueues:
 
     def dead_letter(self, delivery: Delivery, reason: str, description: str = "", *,
                     locked: bool = True) -> None:
-        """Move the message to the queue's dead-letter sub-queue with ``reason``."""
+        """Move the message to the queue's dead-letter sub-queue with ``reason``; its body,
+        description and last error are kept without secret values."""
         condition = "seq=? AND lock_token=?" if locked else "seq=? AND state='active'"
         params = (delivery.seq, delivery.lock_token) if locked else (delivery.seq,)
         with self._lock:
+            row = self._db.execute(f"SELECT body, last_error FROM messages WHERE {condition}",
+                                   params).fetchone()
+            if row is None:
+                return
+            body, values = withhold_secret_values(bytes(row["body"]))
             self._db.execute(
                 f"UPDATE messages SET state='dead', lock_token=NULL, dead_letter_reason=?, "
-                f"dead_letter_description=? WHERE {condition}", (reason, description, *params))
+                f"dead_letter_description=?, body=?, last_error=? WHERE {condition}",
+                (reason, scrub_values(description, values), body,
+                 scrub_values(row["last_error"], values), *params))
 
     def dead_letters(self, queue: str) -> list[dict[str, Any]]:
         """The dead-letter sub-queue of ``queue``, oldest first, as JSON-able dicts."""
@@ -170,7 +188,8 @@ class LocalQueues:
             rows = self._db.execute("SELECT * FROM messages WHERE queue=? AND state='dead' "
                                     "ORDER BY seq", (queue,)).fetchall()
         return [{"message_id": r["message_id"], "sequence_number": r["seq"],
-                 "body": bytes(r["body"]).decode("utf-8", "replace"),
+                 # idempotent; covers files written before bodies were redacted
+                 "body": withhold_secret_values(bytes(r["body"]))[0].decode(),
                  "delivery_count": r["delivery_count"],
                  "dead_letter_reason": r["dead_letter_reason"],
                  "dead_letter_error_description": r["dead_letter_description"],
@@ -271,9 +290,12 @@ class QueueWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure abandons, like the host
+            # the text may quote the body (a validation error): never log a secret value
+            error = scrub_values(f"{type(exc).__name__}: {exc}",
+                                 withhold_secret_values(delivery.message.get_body())[1]) or ""
             log.warning("function %s failed on message %s (delivery %s): %s", target.name,
-                        delivery.message.message_id, delivery.message.delivery_count, exc)
-            self.queues.abandon(delivery, f"{type(exc).__name__}: {exc}")
+                        delivery.message.message_id, delivery.message.delivery_count, error)
+            self.queues.abandon(delivery, error)
         else:
             self.queues.complete(delivery)
 

@@ -237,7 +237,10 @@ class Guard:
         and add the `X-RateLimit-*` headers of the limit that admitted it."""
         self._remember_remote_session(call, response)
         if call.limits is not None:
-            response.headers.update(call.limits.headers())
+            # replaces any an upstream sent: the gateway's limits are the ones that apply
+            response.raw_headers[:] = [*(item for item in response.raw_headers
+                                         if not item[0].startswith(b"x-ratelimit-")),
+                                       *call.limits.raw_headers()]
         if not call.requests:
             return response
         result = str(response.status_code)

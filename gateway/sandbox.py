@@ -119,8 +119,9 @@ class Sandbox:
         self.tools = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
         extra = [Path(p) for p in settings.sandbox_read_paths]
         candidates = [Path(sys.prefix), Path(sys.base_prefix), source_root(), *extra]
-        self.read_paths = [p for p in _minimal(candidates)
-                           if not p.is_relative_to(self.data_dir) and not str(p).startswith("/usr/")]
+        # never the data dir (or inside it); system dirs are shown anyway
+        self.read_paths = [p for p in _minimal(candidates) if not p.is_relative_to(self.data_dir)
+                           and not any(p.is_relative_to(d) for d in SYSTEM_DIRS)]
 
     @property
     def enabled(self) -> bool:

@@ -280,13 +280,15 @@ class AuditBuffer:
         for _ in batch:  # only `record` appends meanwhile, at the other end
             self._pending.popleft()
 
-    async def _upsert(self, docs: list[Document]) -> None:
+    async def _upsert(self, docs: list[Document]) -> bool:
         """Write `docs`; an outage raises. Documents the store can never take (ValueError:
-        no id or partition key) are refused and counted instead of retried forever."""
+        no id or partition key) are refused and counted instead of retried forever (False)."""
         try:
             await anyio.to_thread.run_sync(self._store.upsert_many, self._container, docs)
         except ValueError as error:
             self._refuse(len(docs), f"invalid documents ({error})")
+            return False
+        return True
 
     async def _replay(self) -> None:
         source = self._sources[0]
@@ -298,9 +300,8 @@ class AuditBuffer:
                 source.close(delete=True)
             return
         docs, offset = source.read(BATCH)
-        if docs:
-            # upsert: a record replayed twice (a crash mid-replay) is written once
-            await self._upsert(docs)
+        # upsert: a record replayed twice (a crash mid-replay) is written once
+        if docs and await self._upsert(docs):
             self._counts["replayed"].inc(len(docs))
         source.offset = offset
 
@@ -333,10 +334,11 @@ class AuditBuffer:
             source.close()
 
 
-def _id_at(moment: datetime) -> str:
-    """The smallest `record_id` of an instant (ids start with nanoseconds since the epoch)."""
-    micros = (moment - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros * 1000:016x}"
+def _id_at(moment: datetime, later_ns: int = 0) -> str:
+    """The smallest `record_id` of an instant plus `later_ns` (ids start with 16 hex
+    digits of nanoseconds since the epoch; instants outside that span are clamped)."""
+    nanos = (moment - _EPOCH) // timedelta(microseconds=1) * 1000 + later_ns
+    return f"{min(max(nanos, 0), 16 ** 16 - 1):016x}"
 
 
 def query_invocations(store: DocumentStore, *, server: str | None = None, tool: str | None = None,
@@ -356,7 +358,7 @@ def query_invocations(store: DocumentStore, *, server: str | None = None, tool: 
     if cursor is not None and not _RECORD_ID.match(cursor):
         raise ValueError("cursor must be the 'next' value of a previous page")
     lower = _id_at(since) if since else None
-    upper = _id_at(until + timedelta(microseconds=1)) if until else None
+    upper = _id_at(until, later_ns=1000) if until else None  # inclusive to the microsecond
     if cursor is not None:
         upper = min(upper, cursor) if upper else cursor
     filters = {key: value for key, value in {"tool": tool, "actor": actor, "result": result}.items()

@@ -114,12 +114,7 @@ def _analyse(argv: list[str], found: Findings, depth: int, record: bool = True) 
     if record:
         found.launchers.append(argv[0])
     name, args = launcher_name(argv[0]), argv[1:]
-    handler = None
-    for words in (2, 1, 0):  # the longest match: `uv tool run` before `uv`
-        key = " ".join([name, *args[:words]])
-        if len(args) >= words and key in _HANDLERS:
-            handler, name, args = _HANDLERS[key], key, args[words:]
-            break
+    handler, name, args = _lookup(name, args)
     if handler is not None:
         handler(name, args, found, depth)
         return
@@ -131,6 +126,29 @@ def _analyse(argv: list[str], found: Findings, depth: int, record: bool = True) 
         form = _pwsh_inline(args, legacy=name.startswith("powershell"))
         if form:
             found.inline.append(f"{name} {form}")
+
+
+def _lookup(name: str, args: list[str]):
+    """(handler, `name [subcommand...]`, the words after it) of a launcher, or (None, name, args).
+
+    Global options may come before a subcommand (`npm --yes exec`, `uv --directory d run`):
+    they are skipped, and a word after an option without `=` may be that option's value.
+    """
+    if name in _HANDLERS:
+        return _HANDLERS[name], name, args
+    j = 0
+    while j < len(args):
+        if args[j].startswith("-"):
+            j += 1
+            continue
+        for words in (2, 1):  # the longest match: `uv tool run` before `uv tool`
+            key = " ".join([name, *args[j:j + words]])
+            if len(args) - j >= words and key in _HANDLERS:
+                return _HANDLERS[key], key, args[j + words:]
+        if j == 0 or not args[j - 1].startswith("-") or "=" in args[j - 1]:
+            break
+        j += 1
+    return None, name, args
 
 
 def _interpreter(syntax: _Syntax, name: str, args: list[str], found: Findings, depth: int) -> None:

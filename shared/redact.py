@@ -6,11 +6,17 @@ text leaves the platform it goes through `scrub_credentials`, which replaces eve
 credential-looking run with ``[REDACTED]`` and caps the length. The patterns are
 deliberately broad: a false positive costs a few characters of a diagnostic, a miss
 costs a credential.
+
+Message bodies kept for diagnosis (devhost's dead-letter queue) go through
+`withhold_secret_values`, which removes a deploy request's write-only secret values by
+their place in the spec rather than by their look.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 REDACTED = "[REDACTED]"
 MAX_ERROR_CHARS = 1000  # `last_error` in the gateway's `/servers/{name}/status`
@@ -52,3 +58,55 @@ def scrub_credentials(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | N
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+# A body whose secrets cannot be located (not a JSON object) is not kept at all.
+WITHHELD_BODY = b'"[WITHHELD: not a JSON object]"'
+_SPEC_SECTIONS = ("package", "container")  # `ServerSpec` sections that carry `secrets`
+
+
+def withhold_secret_values(body: bytes) -> tuple[bytes, list[str]]:
+    """A deploy-request message body with its write-only secret values replaced.
+
+    Returns ``(body, values)``: the body re-serialised with every
+    ``{package,container}.secrets.<NAME>.value`` (of ``spec`` and of the body itself)
+    replaced by ``[REDACTED]`` (an entry that is not an object is replaced whole), and the
+    replaced string values, for :func:`scrub_values`. A body that is not a JSON object
+    becomes :data:`WITHHELD_BODY`. Idempotent. Source: NFR-SEC-002, docs/secrets.md.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:  # also UnicodeDecodeError
+        return WITHHELD_BODY, []
+    if not isinstance(document, dict):
+        return WITHHELD_BODY, []
+    values: list[str] = []
+    for holder in (document, document.get("spec")):
+        for section in _SPEC_SECTIONS:
+            part = holder.get(section) if isinstance(holder, dict) else None
+            secrets = part.get("secrets") if isinstance(part, dict) else None
+            if isinstance(secrets, dict):
+                for name, source in list(secrets.items()):
+                    values.extend(_withhold(secrets, name, source))
+    return json.dumps(document).encode(), values
+
+
+def _withhold(secrets: dict[str, Any], name: str, source: Any) -> list[str]:
+    if not isinstance(source, dict):
+        secrets[name] = REDACTED
+        return [source] if isinstance(source, str) and source != REDACTED else []
+    value = source.get("value")
+    if value is None or value == REDACTED:
+        return []
+    source["value"] = REDACTED
+    return [value] if isinstance(value, str) else [json.dumps(value)]
+
+
+def scrub_values(text: str | None, values: list[str]) -> str | None:
+    """`text` with every occurrence of each of `values` replaced by ``[REDACTED]`` (longest
+    first, so a value containing another is replaced whole); None stays None."""
+    if text is None:
+        return None
+    for value in sorted((v for v in values if v), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
             (``127.0.0.0/8,::1/128``); none by default. Checked at validation and by the
             gateway at every connect (``shared.egress``). The platform's own control plane
             and gateway endpoints stay refused.
+        resource_group: the Azure resource group of this deployment (azd's ``AZURE_RESOURCE_GROUP``),
+            shown in runbooks (issue 14); unset locally, where runbooks ask for it.
+        feedback_rate_limit: feedback posts per identity (FR-011), a ``limits`` string;
+            stored in ``redis_url`` when set, else in this process's memory.
     """
 
     model_config = SettingsConfigDict(env_prefix="MCPAAS_", extra="ignore")
@@ -215,6 +219,9 @@ class Settings(BaseSettings):
     clearance_remote_hosts: CommaList = Field(default_factory=lambda: [
         "127.0.0.1", "localhost", "::1", "*.azurewebsites.net", "*.azurecontainerapps.io", "*.azure-api.net"])
     remote_allowed_networks: CommaList = Field(default_factory=list)
+    # runbooks and feedback (issue 14, docs/runbooks.md)
+    resource_group: str | None = None
+    feedback_rate_limit: str = "20/hour"
 
     @field_validator("entra_issuers", "entra_audiences", "entra_allowed_clients", "entra_allowed_tenants",
                      "control_plane_principals", "auth_scopes_supported",

@@ -9,12 +9,28 @@ param principalId string
 param registryName string
 param workspaceId string
 
-@description('Namespace and service account of the gateway pods (workload identity subject).')
-param gatewayServiceAccount string = 'system:serviceaccount:mcpaas:gateway'
+@description('Workload identity subject of the gateway pods: system:serviceaccount:<namespace>:<service account>, as shared.manifests.render_gateway renders them.')
+param gatewaySubject string
+
+@description('Object id of who runs `azd up`; the postprovision hook installs the gateway as them. Empty: no grant.')
+param deployerPrincipalId string = ''
+
+@description('Principal type of deployerPrincipalId (User, or ServicePrincipal in CI).')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param deployerPrincipalType string = 'User'
 
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 // Azure Kubernetes Service RBAC Writer: the control plane applies server Deployments.
 var rbacWriter = 'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb'
+// Azure Kubernetes Service RBAC Cluster Admin, for azd's deployer only: the postprovision
+// hook creates the gateway's Namespace, a cluster-scoped object the namespace-level roles
+// (Writer, Admin) do not manage. Azure RBAC for Kubernetes gives even a subscription
+// Owner no Kubernetes data access by itself.
+var rbacClusterAdmin = 'b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b'
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
@@ -107,7 +123,7 @@ resource gatewayFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/fed
   name: 'aks-gateway'
   properties: {
     issuer: cluster.properties.oidcIssuerProfile.issuerURL
-    subject: gatewayServiceAccount
+    subject: gatewaySubject
     audiences: [
       'api://AzureADTokenExchange'
     ]
@@ -131,6 +147,16 @@ resource deployer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', rbacWriter)
     principalId: principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+resource installer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(cluster.id, deployerPrincipalId, rbacClusterAdmin)
+  scope: cluster
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', rbacClusterAdmin)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
   }
 }
 

@@ -1,7 +1,10 @@
 // The control plane: function_app.py on Flex Consumption (Linux, Python 3.11).
 // Every connection is identity-based (`<name>__credential = managedidentity` with the
-// user-assigned identity's client id); the only secret is a Key Vault reference,
-// resolved by the platform with keyVaultReferenceIdentity.
+// user-assigned identity's client id). No app setting holds a secret: a future one must be
+// a Key Vault reference, resolved by the platform with keyVaultReferenceIdentity.
+// Every MCPAAS_* setting is a field of shared.settings.Settings; tests/infra/test_settings.py
+// checks that those the Azure adapters need (cosmos store, entra auth, Key Vault secret
+// store, gateway URL) are set here.
 param name string
 param location string
 param tags object
@@ -15,7 +18,11 @@ param appInsightsConnectionString string
 param cosmosEndpoint string
 param serviceBusNamespace string
 param keyVaultUri string
-param keyVaultName string
+@description('Base URL the control plane reaches the gateway at (deploy probes, admin routes).')
+param gatewayUrl string
+param gatewayNamespace string
+@description('Entra ID token validation: JWKS URL, accepted issuers, audiences, client ids and tenant ids; lists comma-separated.')
+param entra object
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${name}'
@@ -112,12 +119,36 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: serviceBusNamespace
         }
         {
-          name: 'MCPAAS_KEY_VAULT_URI'
+          name: 'MCPAAS_KEY_VAULT_URL'
           value: keyVaultUri
         }
         {
-          name: 'MCPAAS_GATEWAY_ADMIN_TOKEN'
-          value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=gateway-admin-token)'
+          name: 'MCPAAS_ENTRA_JWKS_URL'
+          value: entra.jwksUrl
+        }
+        {
+          name: 'MCPAAS_ENTRA_ISSUERS'
+          value: entra.issuers
+        }
+        {
+          name: 'MCPAAS_ENTRA_AUDIENCES'
+          value: entra.audiences
+        }
+        {
+          name: 'MCPAAS_ENTRA_ALLOWED_CLIENTS'
+          value: entra.allowedClients
+        }
+        {
+          name: 'MCPAAS_ENTRA_ALLOWED_TENANTS'
+          value: entra.allowedTenants
+        }
+        {
+          name: 'MCPAAS_GATEWAY_URL'
+          value: gatewayUrl
+        }
+        {
+          name: 'MCPAAS_GATEWAY_NAMESPACE'
+          value: gatewayNamespace
         }
       ]
     }

@@ -1,11 +1,16 @@
-// Key Vault for every secret MCPaaS uses (RBAC authorization, no access policies).
-// The app reads secrets only as Key Vault references in app settings.
+// Key Vault for every secret MCPaaS uses (RBAC authorization, no access policies): the
+// secret store of hosted servers' secrets (shared/secrets/keyvault.py, MCPAAS_KEY_VAULT_URL)
+// and any Key Vault reference in app settings.
 param name string
 param location string
 param tags object
 param principalId string
 
-var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+// Key Vault Secrets Officer: the control plane writes, rotates and deletes hosted servers'
+// secrets (write-only values, docs/secrets.md); reading is included. The gateway acts as
+// the same identity today; a separate gateway identity would get Key Vault Secrets User
+// (4633458b-17de-408a-b874-0445c86b69e6) only, as it only reads.
+var secretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -24,11 +29,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, principalId, secretsUser)
+resource officer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, secretsOfficer)
   scope: vault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsOfficer)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -15,6 +15,7 @@ with the caller):
 | keys.manage     |        |           |          | ✓     |
 | shares.manage   |        | team      | ✓        | ✓     |
 | platform.manage |        |           |          | ✓     |
+| feedback.triage |        |           | ✓        | ✓     |
 
 A caller's teams are its `groups`. A share grants named permissions on one server to
 a user (subject), a role or a group. An API key scoped to servers is denied others.
@@ -47,6 +48,7 @@ class Permission(str, Enum):
     KEYS_MANAGE = "keys.manage"
     SHARES_MANAGE = "shares.manage"
     PLATFORM_MANAGE = "platform.manage"  # provision the Azure control plane (POST /api/controlplane)
+    FEEDBACK_TRIAGE = "feedback.triage"  # set a feedback entry's status (FR-011, PATCH /api/feedback/{id})
 
 
 _TEAM_SCOPED = {Permission.SERVER_CREATE, Permission.SERVER_UPDATE, Permission.SERVER_DELETE,
@@ -54,7 +56,7 @@ _TEAM_SCOPED = {Permission.SERVER_CREATE, Permission.SERVER_UPDATE, Permission.S
 _ANYWHERE: dict[Role, set[Permission]] = {
     Role.READER: {Permission.SERVER_READ},
     Role.DEVELOPER: {Permission.SERVER_READ},
-    Role.OPERATOR: {Permission.SERVER_READ, Permission.AUDIT_READ} | _TEAM_SCOPED,
+    Role.OPERATOR: {Permission.SERVER_READ, Permission.AUDIT_READ, Permission.FEEDBACK_TRIAGE} | _TEAM_SCOPED,
     Role.ADMIN: set(Permission),
 }
 _TEAM_ONLY: dict[Role, set[Permission]] = {Role.DEVELOPER: _TEAM_SCOPED}

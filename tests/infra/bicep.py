@@ -1,6 +1,6 @@
 """A small purpose-built reader of Bicep files (no `az`/bicep CLI here).
 
-It finds `resource` declarations (symbol, type, API version, `existing`, loop) and the
+It finds `resource` declarations (symbol, type, API version, `existing`, loop, condition) and the
 text of each body by brace matching that skips string literals, which is enough to
 assert what a resource declares. It is not a Bicep parser: expressions stay text.
 """
@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_DECL = re.compile(r"^resource\s+(\w+)\s+'([^'@]+)@([^']+)'\s+(existing\s+)?=\s*(\[for\s[^:]+:\s*)?\{",
-                   re.MULTILINE)
+_DECL = re.compile(r"^resource\s+(\w+)\s+'([^'@]+)@([^']+)'\s+(existing\s+)?=\s*(\[for\s[^:]+:\s*)?"
+                   r"(if\s*\(.*?\)\s*)?\{", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Resource:
     loop: bool
     body: str
     file: str
+    conditional: bool = False  # `= if (condition) { ... }`: deployed only when the condition holds
 
     def value(self, key: str) -> str | None:
         """The text after the first `key:` anywhere in the body (one line), or None."""
@@ -74,5 +75,5 @@ def read_resources(folder: Path) -> list[Resource]:
         for match in _DECL.finditer(text_no_comments):
             body = _braced(text_no_comments, match.end() - 1)
             resources.append(Resource(match.group(1), match.group(2), match.group(3), bool(match.group(4)),
-                                      bool(match.group(5)), body, path.name))
+                                      bool(match.group(5)), body, path.name, bool(match.group(6))))
     return resources

@@ -65,8 +65,9 @@ def test_secrets_only_as_key_vault_references_and_no_keys_anywhere() -> None:
         assert forbidden not in text, forbidden
     site = one("Microsoft.Web/sites")
     settings = dict(re.findall(r"name: '([^']+)'\s*\n\s*value: (.+)", site.block("siteConfig")))
+    # no app setting carries a secret today; one that does must be a Key Vault reference
     secret_like = {k: v for k, v in settings.items() if re.search(r"TOKEN|SECRET|PASSWORD|KEY$", k)}
-    assert secret_like and all(v.startswith("'@Microsoft.KeyVault(") for v in secret_like.values())
+    assert all(v.startswith("'@Microsoft.KeyVault(") for v in secret_like.values()), secret_like
 
 
 @pytest.mark.parametrize(("type_", "setting"), [
@@ -86,10 +87,12 @@ def test_local_auth_is_disabled(type_: str, setting: str) -> None:
     ("storage.bicep", {"b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
                        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"}),  # blob owner, queue + table contributor
     ("servicebus.bicep", {"4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"}),  # Data Receiver
-    ("keyvault.bicep", {"4633458b-17de-408a-b874-0445c86b69e6"}),  # Secrets User
+    ("keyvault.bicep", {"b86a8fe4-44ce-4948-aee5-eccb2c155cd7"}),  # Secrets Officer: writes server secrets
     ("monitoring.bicep", {"3913510d-42f4-4e42-8a64-420c390055eb"}),  # Metrics Publisher
     ("apim.bicep", {"312a565d-c81f-4fd8-895a-4e21e48d571c"}),  # APIM Service Contributor
-    ("aks.bicep", {"7f951dda-4ed3-4680-a7ca-43fe172d538d", "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb"}),
+    # AcrPull (kubelet), RBAC Writer (control plane), RBAC Cluster Admin (azd's deployer, if given)
+    ("aks.bicep", {"7f951dda-4ed3-4680-a7ca-43fe172d538d", "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb",
+                   "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"}),
 ])
 def test_least_privilege_role_assignments_scoped_to_their_resource(file: str, roles: set[str]) -> None:
     text = (INFRA / "modules" / file).read_text()
@@ -141,3 +144,61 @@ def test_azd_project_and_local_settings_example() -> None:
     assert local["Values"]["FUNCTIONS_WORKER_RUNTIME"] == "python"
     assert local["Values"]["ServiceBusConnection__fullyQualifiedNamespace"]
     assert not any("AccountKey" in str(v) or "SharedAccessKey" in str(v) for v in local["Values"].values())
+
+
+def test_cluster_admin_goes_only_to_the_deployer_and_only_when_given() -> None:
+    admin = [a for a in role_assignments_in("aks.bicep") if "rbacClusterAdmin" in a.body]
+    assert len(admin) == 1 and admin[0].conditional
+    assert admin[0].value("principalId") == "deployerPrincipalId"
+    assert "deployerPrincipalId" in (INFRA / "main.parameters.json").read_text()
+
+
+def test_redis_is_entra_only_tls_only_with_a_data_policy_for_the_identity() -> None:
+    cache = one("Microsoft.Cache/redis")
+    assert "'aad-enabled': 'true'" in cache.block("redisConfiguration")
+    for setting in ("disableAccessKeyAuthentication: true", "enableNonSslPort: false", "minimumTlsVersion: '1.2'"):
+        assert setting in cache.body
+    policy = one("Microsoft.Cache/redis/accessPolicyAssignments")
+    assert policy.value("accessPolicyName") == "'Data Contributor'"
+    assert policy.value("objectId") == "principalId"
+    assert "principalId: identity.outputs.principalId" in _module_block("redis")
+    redis = (INFRA / "modules" / "redis.bicep").read_text()
+    assert "rediss://${cache.properties.hostName}:${cache.properties.sslPort}" in redis
+    assert "MCPAAS_REDIS_URL string = redis.outputs.url" in (INFRA / "main.bicep").read_text()
+
+
+def _module_block(name: str) -> str:
+    main = (INFRA / "main.bicep").read_text()
+    match = re.search(rf"^module \w+ 'modules/{name}\.bicep' = \{{(.*?)^\}}", main, re.MULTILINE | re.DOTALL)
+    assert match, name
+    return match.group(1)
+
+
+def test_registry_system_topic_and_image_pushed_subscription_outside_main() -> None:
+    from function_app import app
+    from triggers.event_grid import IMAGE_PUSHED
+
+    event_grid_functions = {f.get_function_name() for f in app.get_functions()
+                            if any(b.type == "eventGridTrigger" for b in f.get_bindings())}
+
+    topic = one("Microsoft.EventGrid/systemTopics")
+    assert topic.value("topicType") == "'Microsoft.ContainerRegistry.Registries'"
+    assert topic.value("source") == "registry.id"
+    subscription = one("Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    # Event Grid validates a function endpoint at creation: deployed after the code
+    assert subscription.file == "events.bicep"
+    assert "endpointType: 'AzureFunction'" in subscription.block("destination")
+    function = re.search(r"resourceId: '\$\{functionApp\.id\}/functions/(\w+)'", subscription.body)
+    assert function and function.group(1) in event_grid_functions
+    assert re.findall(r"'([\w.]+)'", subscription.block("filter")) == [IMAGE_PUSHED]
+    assert "'events.bicep'" not in (INFRA / "main.bicep").read_text()
+
+
+def test_azd_hooks_are_executable_posix_scripts() -> None:
+    hooks = yaml.safe_load((REPO / "azure.yaml").read_text())["hooks"]
+    assert set(hooks) == {"postprovision", "postdeploy"}
+    for hook in hooks.values():
+        script = REPO / hook["posix"]["run"]
+        assert hook["posix"]["shell"] == "sh" and script.is_file() and script.stat().st_mode & 0o111
+        assert script.read_text().startswith("#!/bin/sh\n")
+    assert "infra/events.bicep" in (REPO / hooks["postdeploy"]["posix"]["run"]).read_text()

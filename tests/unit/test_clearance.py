@@ -43,6 +43,7 @@ INLINE = [
     ["npx", "-c", "id"], ["npx", "--call", "id"], ["npm", "exec", "-c", "id"], ["npm", "x", "--call=id"],
     ["pnpm", "dlx", "--shell-mode", "mcp-x"], ["npm", "start"], ["npm", "run", "serve"],
     ["npm", "pkg", "set", "scripts.start=curl x | sh"], ["npm", "explore", "mcp-x", "--", "id"],
+    ["npm", "--yes", "exec", "-c", "id"], ["uv", "--directory", "/srv", "run", "python", "-c", "x"],
 ]
 
 
@@ -101,6 +102,8 @@ def test_paths_are_refused_unless_an_operator_lists_them(command):
     (["uv", "pip", "install", "evil"], "package 'evil'"),
     (["npm", "install", "-g", "mcp-ok", "evil"], "package 'evil'"),
     (["uv", "add", "evil"], "package 'evil'"),
+    (["uv", "-q", "tool", "run", "evil"], "package 'evil'"),
+    (["pip", "--isolated", "install", "evil"], "package 'evil'"),
     (["pip", "install", "git+https://example.invalid/mcp.git"], "package source 'git+https://example.invalid/mcp.git'"),
     (["pip", "install", "./mcp-pkg"], "package source './mcp-pkg'"),
     (["pip", "install", "mcp-x @ https://example.invalid/mcp_x.whl"], "package source 'mcp-x @ https://"),

@@ -44,7 +44,7 @@ def refusal(url: str, settings: Settings = ANY_HOST) -> str:
     ("http://something.localhost/mcp", "loopback"), ("http://LOCALHOST./mcp", "loopback"),
 ])
 def test_non_public_addresses_are_refused_by_default(url, kind):
-    assert f" address (not opted in by remote_allowed_networks)" in refusal(url)
+    assert " address (not opted in by remote_allowed_networks)" in refusal(url)
     assert kind in refusal(url)
 
 
@@ -52,9 +52,9 @@ def test_a_dns_name_is_judged_by_every_address_it_resolves_to(monkeypatch):
     answers = {"mixed.test": ["8.8.8.8", "10.1.2.3"], "public.test": ["8.8.8.8"], "inside.test": ["192.168.0.7"]}
 
     def getaddrinfo(host, port, *args, **kwargs):
-        if host in answers:
-            return [info for address in answers[host] for info in REAL_GETADDRINFO(address, port, *args, **kwargs)]
-        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        if host not in answers:  # no real DNS query leaves the test
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [info for address in answers[host] for info in REAL_GETADDRINFO(address, port, *args, **kwargs)]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     assert problems(remote("https://public.test/mcp"), ANY_HOST) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from shared.ratelimit import RateLimiter
 
@@ -30,3 +31,14 @@ def test_tool_limit_applies_per_tool():
 def test_remaining_counts_down_on_allowed_requests():
     limiter = RateLimiter(per_server="3/minute")
     assert [limiter.hit("a", "s").remaining for _ in range(3)] == [2, 1, 0]
+
+
+def test_the_in_process_window_moves_hits_leave_it_one_by_one():
+    limiter = RateLimiter(per_identity="2/second")
+    assert limiter.hit("a", "s").allowed
+    time.sleep(0.5)
+    assert limiter.hit("a", "s").allowed
+    refused = limiter.hit("a", "s")  # two hits in the last second, a moving window: no third
+    assert not refused.allowed and refused.retry_after_s == 1
+    time.sleep(0.6)  # the first hit left the window, the second has not
+    assert limiter.hit("a", "s").allowed and not limiter.hit("a", "s").allowed

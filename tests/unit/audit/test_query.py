@@ -71,3 +71,9 @@ def test_since_and_until_are_inclusive_instants(store):
 def test_bad_limits_and_cursors_are_refused(store, bad):
     with pytest.raises(ValueError):
         query_invocations(store, **bad)
+
+
+def test_instants_far_outside_the_ids_span_are_clamped_not_errors(store):
+    old, new = datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    assert len(query_invocations(store, since=old, until=new, limit=500)[0]) == 400
+    assert query_invocations(store, until=old)[0] == [] and query_invocations(store, since=new)[0] == []

@@ -104,6 +104,11 @@ def test_up_announces_endpoints_and_stops_children_on_ctrl_c(tmp_path):
     assert announced["control plane"] == f"http://127.0.0.1:{options.port}"
     assert announced["gateway"] == f"http://127.0.0.1:{options.gateway_port}"
     assert announced["data dir"] == str((tmp_path / "data").resolve())
+    # the entry points' keys exist before either child starts, private to the owner
+    for label, name in (("host key", "host-key"), ("metrics token", "metrics-token")):
+        key_file = (tmp_path / "data" / "auth" / name).resolve()
+        assert announced[label] == str(key_file)
+        assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.read_text()
     _assert_stopped(tmp_path / "data" / "MCPAAS_API_PORT.pid")
     _assert_stopped(tmp_path / "data" / "MCPAAS_GATEWAY_PORT.pid")
     assert (tmp_path / "data" / "logs" / "controlplane.log").exists()
