@@ -24,6 +24,9 @@ from triggers.service_bus import bp as service_bus
 from triggers.runbooks import bp as runbooks
 from triggers.checklists import bp as checklists
 from triggers.feedback import bp as feedback
+from activities.apim import bp as apim_activities
+from orchestrators.apim_restore import bp as apim_restore_orchestration
+from triggers.apim import bp as apim_triggers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -35,4 +38,6 @@ for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_ac
 for blueprint in (diagnostics, event_grid, secret_activities):
     app.register_functions(blueprint)
 for blueprint in (runbooks, checklists, feedback):  # issue 14: guidance (FR-008..FR-012)
+    app.register_functions(blueprint)
+for blueprint in (apim_triggers, apim_restore_orchestration, apim_activities):  # issue 12: FR-027 APIM restore
     app.register_functions(blueprint)

@@ -2,9 +2,10 @@
 
 `probe_server` completes a real MCP `initialize` through the gateway with the official
 `mcp` client, so a server is `Running` only once a client could really reach it.
-`stop_sessions` ends every session (and stdio child) of a server. Both calls carry
-the control plane's service credential (`shared.auth.service`) and the W3C trace
-context of the activity, so the gateway and the server's child join the deploy's trace.
+`stop_sessions` ends every session (and stdio child) of a server through the gateway's
+admin route (`shared.gateway_client`, which triggers use too). Both calls carry the
+control plane's service credential (`shared.auth.service`) and the W3C trace context of
+the activity, so the gateway and the server's child join the deploy's trace.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from shared import gateway_client
 from shared.auth.service import PROBE_SCOPE_VALUE, service_headers
+from shared.gateway_client import endpoint_of
 from shared.models import OperationJob, TenancyModel
 from shared.settings import get_settings
 from shared.telemetry import inject_headers
@@ -30,11 +33,6 @@ bp = df.Blueprint()
 log = logging.getLogger("mcpaas.activities.gateway")
 
 PROBE_TIMEOUT_S = 30.0
-
-
-def endpoint_of(name: str) -> str:
-    """The public Streamable HTTP endpoint of server `name` on the gateway."""
-    return f"{get_settings().gateway_url}/servers/{name}/mcp"
 
 
 def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -95,10 +93,6 @@ async def probe_server(job: dict[str, Any]) -> dict[str, Any]:
 async def stop_sessions(job: dict[str, Any]) -> int:
     """End every gateway session of the server; returns how many were stopped.
 
-    Raises httpx.HTTPError when the gateway cannot be reached or answers an error.
+    Raises GatewayUnavailableError when the gateway cannot be reached or answers an error.
     """
-    op = OperationJob.model_validate(job)
-    async with httpx.AsyncClient(timeout=15, headers=_headers()) as http:
-        response = await http.delete(f"{get_settings().gateway_url}/admin/servers/{op.name}/sessions")
-        response.raise_for_status()
-        return int(response.json().get("stopped", 0))
+    return await gateway_client.stop_sessions(OperationJob.model_validate(job).name)

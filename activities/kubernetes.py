@@ -11,30 +11,23 @@ does not set (the HPA's replica count) stays with its owner
 (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status);
 the deploy orchestration polls it through `rollout_status` with durable timers.
 
-Diagnostics (FR-003) read the same cluster: `server_events` (core/v1 Events of the
-server's objects, ReplicaSets and pods), `pod_logs` (`read_namespaced_pod_log` of every
-pod) and `observe` (replica counts and scaling events, which `rollout_status` and the
-reconcile timer store on the server document).
+The client itself (connection, typed calls) and the cluster reads that triggers need
+too (events, pod logs, replica counts) live in `shared.kubernetes`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 
-from activities.gateway import endpoint_of
 from shared import manifests, servers
 from shared.errors import NotFoundError
-from shared.models import ClusterEvent, OperationJob, ReplicaCounts, ServerKind, ServerSpec
+from shared.gateway_client import endpoint_of
+from shared.kubernetes import KINDS, SERVER_KINDS, Obj, api_client, call, replica_counts
+from shared.models import OperationJob, ServerKind, ServerSpec
 from shared.secrets import get_secret_store, resolve_env
 from shared.settings import get_settings
 from shared.store import get_store
@@ -46,64 +39,14 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # container waiting reasons that no amount of waiting fixes: fail the rollout at once
 FATAL_WAITING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
                  "CreateContainerConfigError", "CrashLoopBackOff")
-# event reasons of the Deployment controller and the HPA that mean "the replica count changed"
-SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
-SCALING_EVENTS_KEPT = 20
-# the kinds `render` creates, each named after the server
-SERVER_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                "NetworkPolicy", "ServiceAccount", "Secret")
-Obj = dict[str, Any]
-
-# kind → (typed API class, method suffix, namespaced)
-KINDS: dict[str, tuple[type, str, bool]] = {
-    "Namespace": (client.CoreV1Api, "namespace", False),
-    "ServiceAccount": (client.CoreV1Api, "service_account", True),
-    "Secret": (client.CoreV1Api, "secret", True),
-    "Service": (client.CoreV1Api, "service", True),
-    "Deployment": (client.AppsV1Api, "deployment", True),
-    "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler", True),
-    "PodDisruptionBudget": (client.PolicyV1Api, "pod_disruption_budget", True),
-    "NetworkPolicy": (client.NetworkingV1Api, "network_policy", True),
-}
-
-
-@contextmanager
-def api_client(kubeconfig: Path | None = None) -> Iterator[client.ApiClient]:
-    """An ApiClient for the cluster of `kubeconfig`, by default `MCPAAS_KUBECONFIG`.
-
-    Raises RuntimeError when no kubeconfig is configured.
-    """
-    path = kubeconfig or get_settings().kubeconfig
-    if path is None:
-        raise RuntimeError("no Kubernetes target: MCPAAS_KUBECONFIG is not set")
-    api = config.new_client_from_config(config_file=str(path))
-    try:
-        yield api
-    finally:
-        api.close()
-
-
-def _call(api: client.ApiClient, verb: str, kind: str, *args: Any, **kwargs: Any) -> Obj:
-    """`{verb}_[namespaced_]{kind}` of the typed API; the JSON answer as a dict.
-
-    Raises RuntimeError naming the object for an API error (the activity's failure reason).
-    """
-    api_class, suffix, namespaced = KINDS[kind]
-    method = getattr(api_class(api), f"{verb}_{'namespaced_' if namespaced else ''}{suffix}")
-    try:
-        response = method(*args, _preload_content=False, **kwargs)
-    except ApiException as error:
-        raise RuntimeError(f"{verb} {kind} {args[0]}: HTTP {error.status} {error.reason}: "
-                           f"{(error.body or '')[:300]}") from None
-    return json.loads(response.data or b"{}")
 
 
 def apply(api: client.ApiClient, obj: Obj) -> Obj:
     """Server-side apply `obj` (field manager `mcpaas`, conflicts forced); returns the live object."""
     meta = obj["metadata"]
     names = (meta["name"], meta["namespace"]) if KINDS[obj["kind"]][2] else (meta["name"],)
-    return _call(api, "patch", obj["kind"], *names, obj, field_manager=FIELD_MANAGER, force=True,
-                 _content_type=APPLY_PATCH)
+    return call(api, "patch", obj["kind"], *names, obj, field_manager=FIELD_MANAGER, force=True,
+                _content_type=APPLY_PATCH)
 
 
 def namespace_object(name: str) -> Obj:
@@ -116,7 +59,7 @@ def namespace_object(name: str) -> Obj:
 def _delete_if_present(api: client.ApiClient, kind: str, name: str, namespace: str) -> bool:
     """Delete one object; False when it was not there. RuntimeError for other API errors."""
     try:
-        _call(api, "delete", kind, name, namespace)
+        call(api, "delete", kind, name, namespace)
     except RuntimeError as error:
         if "HTTP 404" not in str(error):
             raise
@@ -211,7 +154,7 @@ def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
     op = OperationJob.model_validate(job)
     namespace = get_settings().kube_namespace
     with api_client() as api:
-        deployment = _call(api, "read", "Deployment", op.name, namespace)
+        deployment = call(api, "read", "Deployment", op.name, namespace)
         core = client.CoreV1Api(api)
         pods = json.loads(core.list_namespaced_pod(namespace, label_selector=manifests.selector(op.name),
                                                    _preload_content=False).data)["items"]
@@ -261,123 +204,3 @@ def delete_manifests(job: dict[str, Any]) -> int:
     except NotFoundError:
         return 0
     return delete_objects(op.name) if server.spec.kind is ServerKind.CONTAINER else 0
-
-
-# ---- diagnostics (FR-003) ------------------------------------------------------------
-def _items(response: Any) -> list[Obj]:
-    return json.loads(response.data)["items"]
-
-
-def _time(event: Obj) -> datetime | None:
-    """When an event last happened: core/v1 fills `lastTimestamp`, events.k8s.io `eventTime`."""
-    text = event.get("lastTimestamp") or event.get("eventTime") or event.get("metadata", {}).get("creationTimestamp")
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
-def to_cluster_event(event: Obj) -> ClusterEvent:
-    """A core/v1 Event as the API shows it."""
-    involved = event.get("involvedObject", {})
-    return ClusterEvent(time=_time(event), type=event.get("type", "Normal"), reason=event.get("reason", ""),
-                        message=event.get("message", ""), object=f"{involved.get('kind')}/{involved.get('name')}",
-                        count=int(event.get("count") or 1))
-
-
-def _server_events(api: client.ApiClient, name: str, namespace: str) -> list[ClusterEvent]:
-    """Events about server `name`'s objects, its ReplicaSets and their pods, newest first.
-
-    Pods are matched by their ReplicaSet's name prefix as well as by label, so the
-    events of pods already replaced (a failed rollout's) stay visible while the
-    ReplicaSet is kept in the Deployment's revision history.
-    """
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    selector = manifests.selector(name)
-    replica_sets = {rs["metadata"]["name"] for rs in _items(apps.list_namespaced_replica_set(
-        namespace, label_selector=selector, _preload_content=False))}
-    pods = {pod["metadata"]["name"] for pod in _items(core.list_namespaced_pod(
-        namespace, label_selector=selector, _preload_content=False))}
-
-    def about_server(involved: Obj) -> bool:
-        kind, obj = involved.get("kind"), involved.get("name", "")
-        if kind == "Pod":
-            return obj in pods or obj.rsplit("-", 1)[0] in replica_sets
-        return obj in replica_sets if kind == "ReplicaSet" else kind in SERVER_KINDS and obj == name
-
-    events = [to_cluster_event(e) for e in _items(core.list_namespaced_event(namespace, _preload_content=False))
-              if about_server(e.get("involvedObject", {}))]
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
-    return sorted(events, key=lambda e: e.time or oldest, reverse=True)
-
-
-def server_events(name: str, limit: int = 100) -> list[ClusterEvent]:
-    """The newest `limit` Kubernetes events of container server `name` (newest first).
-
-    Raises RuntimeError when no Kubernetes target is configured, ApiException for API errors.
-    """
-    with api_client() as api:
-        return _server_events(api, name, get_settings().kube_namespace)[:limit]
-
-
-def replica_counts(deployment: Obj) -> ReplicaCounts:
-    """Desired (spec, owned by the HPA), ready, available and updated replicas of a Deployment."""
-    status = deployment.get("status", {})
-    return ReplicaCounts(desired=int(deployment.get("spec", {}).get("replicas", 1)),
-                         ready=int(status.get("readyReplicas", 0)), available=int(status.get("availableReplicas", 0)),
-                         updated=int(status.get("updatedReplicas", 0)))
-
-
-def observe(name: str) -> tuple[ReplicaCounts, list[ClusterEvent]] | None:
-    """Replica counts and the newest scaling events of server `name`; None without a Deployment.
-
-    Raises RuntimeError for API errors or when no Kubernetes target is configured.
-    """
-    namespace = get_settings().kube_namespace
-    with api_client() as api:
-        try:
-            deployment = _call(api, "read", "Deployment", name, namespace)
-        except RuntimeError as error:
-            if "HTTP 404" in str(error):
-                return None
-            raise
-        scaling = [e for e in _server_events(api, name, namespace) if e.reason in SCALING_REASONS]
-    return replica_counts(deployment), scaling[:SCALING_EVENTS_KEPT]
-
-
-def _log_line(pod: str, raw: str) -> tuple[datetime, str] | None:
-    """`<RFC 3339 nano> text` from the API → (time, `<ISO time µs>Z [pod] text`), the gateway log format."""
-    stamp, _, text = raw.partition(" ")
-    try:
-        head, _, fraction = stamp.rstrip("Z").partition(".")
-        at = datetime.fromisoformat(f"{head}.{(fraction or '0')[:6]:0<6}+00:00")
-    except ValueError:
-        return None
-    return at, f"{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} [{pod}] {text}"
-
-
-def pod_logs(name: str, tail: int = 100, since: datetime | None = None) -> list[str]:
-    """The newest `tail` log lines of every pod of server `name` at or after `since`, oldest first.
-
-    Lines read `<UTC time> [<pod>] <text>` like a package server's log. Pods whose
-    container has not started have no log yet and are skipped. Raises RuntimeError when
-    no Kubernetes target is configured, ApiException for other API errors.
-    """
-    namespace = get_settings().kube_namespace
-    since_seconds = None
-    if since is not None:  # the API takes whole seconds back from now; the exact cut is below
-        since_seconds = max(1, math.ceil((datetime.now(timezone.utc) - since).total_seconds()))
-    lines: list[tuple[datetime, str]] = []
-    with api_client() as api:
-        core = client.CoreV1Api(api)
-        for pod in _items(core.list_namespaced_pod(namespace, label_selector=manifests.selector(name),
-                                                   _preload_content=False)):
-            pod_name = pod["metadata"]["name"]
-            try:
-                text = core.read_namespaced_pod_log(pod_name, namespace, container="server", tail_lines=tail,
-                                                    since_seconds=since_seconds, timestamps=True,
-                                                    _preload_content=False).data.decode("utf-8", "replace")
-            except ApiException as error:
-                if error.status in (400, 404):  # container waiting to start, or pod just gone
-                    continue
-                raise
-            lines += filter(None, (_log_line(pod_name, raw) for raw in text.splitlines()))
-    kept = sorted(line for line in lines if since is None or line[0] >= since)
-    return [text for _, text in kept[-tail:]] if tail > 0 else []

@@ -20,6 +20,9 @@ Routes:
 - `/metrics`: Prometheus exposition, for the scrape token only (`gateway.metrics`).
 - `DELETE /admin/servers/{name}/sessions`: the control plane ends every session of a
   server it deleted or updated; answers `{"stopped": n}`. Admin only (401/403).
+- `GET /admin/servers/{name}/logs?tail=N&since=ISO-8601`: the server's log lines from
+  this gateway's disk (`gateway.logs`), for the control plane's
+  `GET /api/servers/{name}/logs` (`shared.gateway_client`). Admin only (401/403).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
@@ -38,10 +42,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from shared.auth.principal import Role
+from shared.auth.principal import Principal, Role
 from shared.auth.rbac import ForbiddenError, Permission, authorize
 from shared.egress import EgressPolicy
 from shared.errors import MCPaaSError, NotFoundError, UnprocessableError
+from shared.gateway_client import parse_log_query
 from shared.keyfiles import metrics_token
 from shared.models import Server, ServerKind
 from shared.redact import scrub_credentials
@@ -52,10 +57,10 @@ from shared.telemetry import TraceMiddleware
 
 from gateway.auth import METADATA_PREFIX, metadata_response
 from gateway.guard import Guard, build_guard
-from gateway.http import check_origin, parse_origins, problem, rpc_error
-from gateway.jsonrpc import INVALID_REQUEST
+from gateway.http import check_origin, parse_origins, problem
 from gateway.legacy_sse import LegacySseEndpoint
 from gateway.locks import open_locks
+from gateway.logs import log_path, read_log
 from gateway.metrics import MetricsEndpoint
 from gateway.policy import has_tool_policy, tool_predicate
 from gateway.provision import Provisioner
@@ -89,6 +94,7 @@ class Gateway:
     http: httpx.AsyncClient
     allowed_origins: tuple[str, ...]
     guard: Guard
+    servers_dir: Path  # where the launcher writes the servers' logs (`gateway.logs`)
 
 
 def _gateway(request: Request) -> Gateway:
@@ -217,23 +223,54 @@ async def stop_sessions(request: Request) -> Response:
     """`DELETE /admin/servers/{name}/sessions`: end every session and child of a server.
 
     Needs an authenticated Admin (the control plane's service token is one): 401 with
-    the RFC 9728 challenge without a valid credential, 403 (JSON-RPC error body)
-    for any other role.
+    the RFC 9728 challenge without a valid credential, 403 problem+json for any other
+    role.
     """
-    gw = _gateway(request)
-    name = request.path_params["name"]
     # Security: without this any network peer could end every tenant's sessions and
     # children at will (a denial of service on every server).
-    principal = await gw.guard.auth.authenticate(request, name)
-    if isinstance(principal, Response):
-        return principal
-    if Role.ADMIN not in principal.roles:
-        log.info("admin stop of %s refused for %s: not an Admin", name, principal.subject)
-        return rpc_error(403, INVALID_REQUEST, "Forbidden: ending a server's sessions needs the Admin role")
+    caller = await _admin(request, "ending a server's sessions")
+    if isinstance(caller, Response):
+        return caller
+    gw = _gateway(request)
+    name = request.path_params["name"]
     gw.registry.invalidate(name)  # the caller just changed the store; see it at once
     stopped = await gw.sessions.stop_server(name)
     log.info("admin stop of %s: %d sessions ended", name, stopped)
     return JSONResponse({"stopped": stopped})
+
+
+async def _admin(request: Request, action: str) -> Principal | Response:
+    """The caller of an admin route if it is an Admin (the control plane's service token is
+    one); the 401 challenge to answer without a valid credential. Raises ForbiddenError
+    (403 problem+json) for any other role."""
+    gw = _gateway(request)
+    name = request.path_params["name"]
+    principal = await gw.guard.auth.authenticate(request, name)
+    if isinstance(principal, Response):
+        return principal
+    if Role.ADMIN not in principal.roles:
+        log.info("admin %s of %s refused for %s: not an Admin", action, name, principal.subject)
+        raise ForbiddenError(f"{action} needs the Admin role")
+    return principal
+
+
+async def server_logs(request: Request) -> Response:
+    """`GET /admin/servers/{name}/logs?tail=N&since=ISO-8601` → `{"name", "lines": [...]}`:
+    the newest `tail` lines (default 100, at most 10000) at or after `since` of the log
+    this gateway's children of the server wrote (`gateway.logs.read_log`), oldest first.
+
+    Admin only: 401 with the RFC 9728 challenge without a valid credential, 403
+    problem+json for any other role (a log can show what a tenant's server printed);
+    400 problem+json for a bad `tail` or `since`. An unknown name reads as no lines
+    (the control plane answers 404 for unknown servers before it asks).
+    """
+    caller = await _admin(request, "reading a server's log")
+    if isinstance(caller, Response):
+        return caller
+    name = request.path_params["name"]
+    tail, since = parse_log_query(request.query_params)
+    path = log_path(_gateway(request).servers_dir, name)
+    return JSONResponse({"name": name, "lines": await asyncio.to_thread(read_log, path, tail, since)})
 
 
 async def healthz(request: Request) -> Response:
@@ -280,7 +317,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
                       package=package, legacy=LegacySseEndpoint(package),
                       upstream=UpstreamProxy(http, limit, EgressPolicy.from_settings(settings)), http=http,
                       allowed_origins=parse_origins(settings.gateway_allowed_origins),
-                      guard=build_guard(settings, store, sessions))
+                      guard=build_guard(settings, store, sessions), servers_dir=launcher.servers_dir)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -305,6 +342,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
         Route("/servers/{name}/messages", legacy_messages, methods=["POST"]),
         Route("/servers/{name}/status", server_status, methods=["GET"]),
         Route("/admin/servers/{name}/sessions", stop_sessions, methods=["DELETE"]),
+        Route("/admin/servers/{name}/logs", server_logs, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(metrics_token(settings)), methods=["GET"]),

@@ -11,6 +11,16 @@ param registryTopicName string
 @description('The control plane Function app (main.bicep output AZURE_FUNCTION_APP_NAME).')
 param functionAppName string
 
+@description('System topic of the resource group (main.bicep output AZURE_RESOURCE_GROUP_TOPIC_NAME).')
+param resourceGroupTopicName string
+
+@description('ARM id of the API Management service (main.bicep output AZURE_APIM_SERVICE_ID).')
+param apimServiceId string
+
+resource groupTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: resourceGroupTopicName
+}
+
 resource registryTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
   name: registryTopicName
 }
@@ -47,6 +57,42 @@ resource imagePushed 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-0
   }
 }
 
-// Issue 12 (APIM change trigger) adds here: a subscription on the API Management system
-// topic for 'Microsoft.ApiManagement.*' resource-write events to its function. No such
-// function exists yet, and a subscription to a missing function fails validation.
+// APIM service write -> apim_changed (triggers/apim.py): the function compares the SKU with
+// the newest snapshot and restores the configuration after a tier change (FR-027). Only
+// the service's own writes: child writes (APIs, named values, the restore's own PUTs) are
+// filtered out by operationName, so a restore never triggers itself.
+resource apimChanged 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
+  parent: groupTopic
+  name: 'apim-changed'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/apim_changed'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'CloudEventSchemaV1_0'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.Resources.ResourceWriteSuccess'
+      ]
+      subjectBeginsWith: apimServiceId
+      advancedFilters: [
+        {
+          operatorType: 'StringIn'
+          key: 'data.operationName'
+          values: [
+            'Microsoft.ApiManagement/service/write'
+          ]
+        }
+      ]
+    }
+    // the restore must finish within 10 minutes of the change (NFR-REL-005): retry briefly
+    retryPolicy: {
+      maxDeliveryAttempts: 10
+      eventTimeToLiveInMinutes: 10
+    }
+  }
+}

@@ -262,6 +262,8 @@ module functionApp 'modules/functionapp.bicep' = {
     cosmosEndpoint: cosmos.outputs.endpoint
     serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUri: keyVault.outputs.uri
+    blobAccountUrl: storage.outputs.blobEndpoint
+    apimServiceId: apim.outputs.id
     gatewayUrl: gatewayUrl
     gatewayNamespace: gatewayNamespace
     entra: entra
@@ -279,6 +281,8 @@ output AZURE_CLIENT_ID string = identity.outputs.clientId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_REGISTRY_TOPIC_NAME string = eventGrid.outputs.registryTopicName
+output AZURE_RESOURCE_GROUP_TOPIC_NAME string = eventGrid.outputs.resourceGroupTopicName
+output AZURE_APIM_SERVICE_ID string = apim.outputs.id
 output AZURE_GATEWAY_DNS_LABEL string = gatewayDnsLabel
 
 // The gateway's settings: azd puts outputs into the hooks' environment, so the

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
             shown in runbooks (issue 14); unset locally, where runbooks ask for it.
         feedback_rate_limit: feedback posts per identity (FR-011), a ``limits`` string;
             stored in ``redis_url`` when set, else in this process's memory.
+        apim_service_id: ARM id of the API Management service whose configuration is
+            exported and restored after a tier change (FR-027, docs/apim-restore.md); unset
+            turns the export timer, the Event Grid trigger and ``/api/apim/*`` off.
+        apim_poll_seconds / apim_restore_timeout_seconds: how often the restore checks that
+            the service is ``Succeeded`` again (durable timer) and when it gives up waiting
+            (9 minutes: the restore must finish within 10, NFR-REL-005).
     """
 
     model_config = SettingsConfigDict(env_prefix="MCPAAS_", extra="ignore")
@@ -222,6 +228,12 @@ class Settings(BaseSettings):
     # runbooks and feedback (issue 14, docs/runbooks.md)
     resource_group: str | None = None
     feedback_rate_limit: str = "20/hour"
+    # APIM tier-change restore (issue 12 item 3, docs/apim-restore.md)
+    apim_service_id: str | None = Field(
+        default=None, pattern=r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                              r"Microsoft\.ApiManagement/service/[^/]+$")
+    apim_poll_seconds: float = Field(default=15.0, gt=0)
+    apim_restore_timeout_seconds: float = Field(default=540.0, gt=0)
 
     @field_validator("entra_issuers", "entra_audiences", "entra_allowed_clients", "entra_allowed_tenants",
                      "control_plane_principals", "auth_scopes_supported",

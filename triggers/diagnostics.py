@@ -9,8 +9,9 @@
   (`shared.servers.record_observation`); devhost runs it too, and
   `POST /admin/functions/reconcile_containers` runs it at once.
 
-Cluster reads go through `activities.kubernetes` (the one module that talks to the
-Kubernetes API); blocking client calls run in a worker thread.
+Cluster reads go through `shared.kubernetes` (the Kubernetes API client the deploy
+activities use too; triggers never import activities); blocking client calls run in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import azure.durable_functions as df
 import azure.functions as func
 from kubernetes.client.exceptions import ApiException
 
-from activities import kubernetes
-from shared import servers
+from shared import kubernetes, servers
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission
 from shared.errors import BadRequestError, MCPaaSError, UnprocessableError
@@ -61,7 +61,7 @@ def ensure_container(server: Server) -> None:
 
 
 async def _from_cluster(call: Callable[..., T], *args: Any) -> T:
-    """Run a blocking `activities.kubernetes` read in a thread; its failures become 502."""
+    """Run a blocking `shared.kubernetes` read in a thread; its failures become 502."""
     try:
         return await asyncio.to_thread(call, *args)
     except (ApiException, RuntimeError) as error:
@@ -70,7 +70,7 @@ async def _from_cluster(call: Callable[..., T], *args: Any) -> T:
 
 
 async def container_logs(name: str, tail: int, since: datetime | None) -> list[str]:
-    """Pod log lines of container server `name` (see `activities.kubernetes.pod_logs`).
+    """Pod log lines of container server `name` (see `shared.kubernetes.pod_logs`).
 
     Raises ClusterUnavailableError (502) when the Kubernetes API fails.
     """

@@ -16,14 +16,16 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared import servers
+from shared import gateway_client, servers
 from shared.errors import BadRequestError, NotFoundError, validation_errors
+from shared.gateway_client import parse_log_query
 from shared.models import ControlPlaneSpec, OperationJob, Revision, RollbackRequest, Server, ServerKind, ServerSpec
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission, authorize
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers.security import authenticated, check, check_server, requires
+from triggers.diagnostics import container_logs
 from triggers.operations import ensure_deployable, start_deploy, start_operation
 from triggers.problems import json_response, problem_handler
 
@@ -199,32 +201,21 @@ async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestration
 @authenticated
 async def server_logs(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
     """`GET /api/servers/{name}/logs?tail=N&since=ISO-8601` → `{"name", "lines": [...]}`:
-    the stderr of the server's stdio children as the gateway wrote it (NFR-OPS-006), or
+    the stderr of the server's stdio children as the gateway wrote it (NFR-OPS-006), asked
+    of the gateway's admin route (`shared.gateway_client`: no disk is shared with it), or
     for a `container` server its pods' logs (`triggers.diagnostics.container_logs`);
     newest `tail` lines (default 100, at most 10000) at or after `since`.
 
-    400 for a bad `tail` or `since`; 404 for an unknown server; 502 when the
-    Kubernetes API fails.
+    400 for a bad `tail` or `since`; 404 for an unknown server; 502 when the gateway or
+    the Kubernetes API fails.
     """
-    from datetime import datetime, timezone
-
-    from gateway.logs import MAX_TAIL_LINES, log_path, read_log
-    from triggers.diagnostics import container_logs
-
     name = req.route_params["name"]
     server = check_server(principal, Permission.SERVER_READ, name)  # 404 for an unknown server
-    try:
-        tail = int(req.params.get("tail", "100"))
-        since_text = req.params.get("since")
-        since = datetime.fromisoformat(since_text.replace("Z", "+00:00")) if since_text else None
-    except ValueError as exc:
-        raise BadRequestError(f"bad query parameter: {exc}") from None
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+    tail, since = parse_log_query(req.params)
     if server.spec.kind is ServerKind.CONTAINER:
-        lines = await container_logs(name, max(0, min(tail, MAX_TAIL_LINES)), since)
+        lines = await container_logs(name, tail, since)
     else:
-        lines = read_log(log_path(get_settings().servers_dir, name), tail, since)
+        lines = await gateway_client.server_logs(name, tail, since)
     return json_response({"name": name, "lines": lines})
 
 

@@ -8,11 +8,13 @@ set -eu
 
 : "${AZURE_RESOURCE_GROUP:?run from azd (azd provision sets it)}"
 : "${AZURE_FUNCTION_APP_NAME:?}" "${AZURE_REGISTRY_TOPIC_NAME:?}"
+: "${AZURE_RESOURCE_GROUP_TOPIC_NAME:?}" "${AZURE_APIM_SERVICE_ID:?}"
 
-echo "postdeploy: subscribing $AZURE_FUNCTION_APP_NAME to $AZURE_REGISTRY_TOPIC_NAME"
+echo "postdeploy: subscribing $AZURE_FUNCTION_APP_NAME to $AZURE_REGISTRY_TOPIC_NAME and $AZURE_RESOURCE_GROUP_TOPIC_NAME"
 az deployment group create \
   --resource-group "$AZURE_RESOURCE_GROUP" \
   --name mcpaas-events \
   --template-file infra/events.bicep \
   --parameters registryTopicName="$AZURE_REGISTRY_TOPIC_NAME" functionAppName="$AZURE_FUNCTION_APP_NAME" \
+  resourceGroupTopicName="$AZURE_RESOURCE_GROUP_TOPIC_NAME" apimServiceId="$AZURE_APIM_SERVICE_ID" \
   --output none

@@ -41,4 +41,5 @@ resource operator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 output name string = service.name
+output id string = service.id
 output gatewayUrl string = service.properties.gatewayUrl

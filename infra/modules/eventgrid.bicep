@@ -24,5 +24,18 @@ resource registryTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
 
 output registryTopicName string = registryTopic.name
 
-// Issue 12 (APIM change trigger) adds here: a system topic on the API Management service
-// (topicType 'Microsoft.ApiManagement.Service'), with its subscription in infra/events.bicep.
+// The resource group's system topic: ARM publishes Microsoft.Resources.ResourceWriteSuccess
+// for every successful write in the group, including the API Management service's tier
+// changes (the service's own topic has no SKU events). `apim_changed` (triggers/apim.py)
+// subscribes to the service's own writes in infra/events.bicep (FR-027, NFR-OPS-010).
+resource groupTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+  name: 'evgt-${resourceGroup().name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    source: resourceGroup().id
+    topicType: 'Microsoft.Resources.ResourceGroups'
+  }
+}
+
+output resourceGroupTopicName string = groupTopic.name

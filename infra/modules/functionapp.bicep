@@ -18,6 +18,10 @@ param appInsightsConnectionString string
 param cosmosEndpoint string
 param serviceBusNamespace string
 param keyVaultUri string
+@description('Blob endpoint of the artifact store (APIM snapshots).')
+param blobAccountUrl string
+@description('ARM id of the API Management service whose configuration is snapshotted and restored.')
+param apimServiceId string
 @description('Base URL the control plane reaches the gateway at (deploy probes, admin routes).')
 param gatewayUrl string
 param gatewayNamespace string
@@ -149,6 +153,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MCPAAS_GATEWAY_NAMESPACE'
           value: gatewayNamespace
+        }
+        {
+          name: 'MCPAAS_BLOB_ACCOUNT_URL'
+          value: blobAccountUrl
+        }
+        {
+          name: 'MCPAAS_APIM_SERVICE_ID'
+          value: apimServiceId
         }
       ]
     }

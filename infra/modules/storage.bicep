@@ -50,6 +50,15 @@ resource packages 'Microsoft.Storage/storageAccounts/blobServices/containers@202
   }
 }
 
+// the artifact store (shared/blobs.py): APIM configuration snapshots (docs/apim-restore.md)
+resource artifacts 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: 'artifacts'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource dataAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in roles: {
   name: guid(account.id, principalId, role)
   scope: account
@@ -61,4 +70,5 @@ resource dataAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for 
 }]
 
 output name string = account.name
+output blobEndpoint string = account.properties.primaryEndpoints.blob
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}app-package'

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -18,7 +19,8 @@ import pytest
 from shared.auth.principal import Role
 from shared.auth.tokens import LocalIssuer
 from tests.e2e.conftest import REPO, Platform
-from tests.e2e.helpers import authed, stored, wait_status
+from tests.e2e.helpers import authed, lifecycle_events, stored, wait_status
+from tests.e2e.test_secrets import files_holding
 
 pytestmark = pytest.mark.usefixtures("checkout_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
 
@@ -161,3 +163,38 @@ def test_the_queue_endpoint_needs_the_host_key(platform):
     assert response.status_code == 401
     assert dead_letters(platform, 0) == []
     assert authed.get(f"{platform.api}/api/servers", timeout=10).json()["items"] == []
+
+
+def test_a_secret_value_sent_through_the_queue_is_kept_nowhere_but_the_secret_store(platform):
+    """A refused message carrying a write-only value is dead-lettered without it; an accepted
+    one is sealed and its completed body leaves no bytes behind (docs/secrets.md)."""
+    refused_value, accepted_value = f"refused-{uuid.uuid4().hex}", f"accepted-{uuid.uuid4().hex}"
+
+    def with_secret(value: str, **changes: str) -> dict:
+        return {**ECHO, **changes, "package": {**ECHO["package"], "secrets": {"API_TOKEN": {"value": value}}}}
+
+    reader = f"Bearer {platform.token('rita', Role.READER)}"
+    enqueue(platform, request(with_secret(refused_value), "key-denied"), message_id="denied", credential=reader)
+    # a spec error whose message could quote the input: the value stays out of last_error too
+    enqueue(platform, request(with_secret(refused_value, name="Bad_Name"), "key-bad"), message_id="bad",
+            credential=developer(platform))
+    enqueue(platform, request(with_secret(accepted_value), "key-ok"), message_id="ok",
+            credential=developer(platform))
+    items = {item["message_id"]: item for item in dead_letters(platform, 2)}
+    assert set(items) == {"denied", "bad"}
+    assert json.loads(items["denied"]["body"])["spec"]["package"]["secrets"] == {"API_TOKEN": {"value": "[REDACTED]"}}
+    server = wait_status(platform.api, "echo", {"Running", "Error"}, timeout=60)
+    assert server["status"] == "Running", server
+    sealed = server["spec"]["package"]["secrets"]["API_TOKEN"]
+    assert sealed["value"] is None and sealed["ref"].startswith("mcpaas-secret://")
+
+    operations = {e["operation_id"] for e in lifecycle_events(platform.data_dir)}
+    assert operations
+    paths = [f"{QUEUE}/deadletter", "/api/servers", "/api/servers/echo", "/api/servers/echo/revisions",
+             "/api/audit", *[f"/api/operations/{op}" for op in operations]]
+    responses = [httpx.get(f"{platform.api}{path}", timeout=10,
+                           headers={**platform.headers, "x-functions-key": platform.host_key}) for path in paths]
+    assert all(r.status_code == 200 for r in responses), [(r.url, r.status_code) for r in responses]
+    assert [r.url for r in responses if refused_value in r.text or accepted_value in r.text] == []
+    # logs, queues.sqlite, the SQLite store, durable state: nothing outside the encrypted store
+    assert files_holding(platform.data_dir, [refused_value.encode(), accepted_value.encode()]) == []

@@ -27,10 +27,11 @@ def trace_ids_in(log_path) -> set[str]:
     return ids
 
 
-def test_a_deploy_is_one_trace_from_rest_call_to_child_process(platform, tmp_path):
+def test_a_deploy_is_one_trace_from_rest_call_to_child_process(platform):
     trace_id = secrets.token_hex(16)
-    seen = tmp_path / "traceparents"
-    script = f'echo "$TRACEPARENT" >> {seen}; exec {sys.executable} -m catalog.echo.server'
+    # written in the child's own directory: the only one its sandbox lets it write
+    seen = platform.data_dir / "servers" / "traced" / "traceparents"
+    script = f'echo "$TRACEPARENT" >> traceparents; exec {sys.executable} -m catalog.echo.server'
     spec = {"name": "traced", "kind": "package", "package": {"command": "sh", "args": ["-c", script]}}
     response = authed.post(f"{platform.api}/api/servers", json=spec, timeout=30,
                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"})

@@ -30,6 +30,8 @@ async def work(msg: func.ServiceBusMessage, client: df.DurableOrchestrationClien
     seen["work"].append((type(msg), msg.message_id, msg.delivery_count, msg.application_properties, body))
     if body["action"] == "fail" or (body["action"] == "flaky" and msg.delivery_count == 1):
         raise RuntimeError(f"cannot {body['action']}")
+    if body["action"] == "quote":  # an error text that quotes the body, as validation errors may
+        raise ValueError(f"refused {body}")
     if body["action"] == "start":
         await client.start_new("echo_input", msg.message_id, body)
 
@@ -211,3 +213,41 @@ def test_explicit_dead_letter_keeps_reason_and_description(tmp_path: Path) -> No
     assert (dead["dead_letter_reason"], dead["dead_letter_error_description"]) == ("InvalidBody", "not JSON")
     assert queues.receive("work") is None
     queues.close()
+
+
+SECRET = "s3cr3t-value-0123456789"
+
+
+def secret_request(action: str) -> dict:
+    return {"action": action, "spec": {"package": {"secrets": {"API_TOKEN": {"value": SECRET}}}}}
+
+
+def test_dead_lettered_body_error_and_log_keep_no_secret_value(host: httpx.Client, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    enqueue(host, secret_request("quote"), BrokerProperties='{"MessageId": "leaky"}')
+    [dead] = eventually(lambda: host.get("/runtime/queues/work/deadletter").json()["items"])
+    assert SECRET in str(seen["work"][0][4])  # the function did receive the value
+    assert json.loads(dead["body"])["spec"]["package"]["secrets"] == {"API_TOKEN": {"value": "[REDACTED]"}}
+    assert dead["last_error"].startswith("ValueError: refused") and "[REDACTED]" in dead["last_error"]
+    assert SECRET not in json.dumps(dead) and SECRET not in caplog.text
+    assert "leaky" in caplog.text  # the failures were logged, without the value
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []
+
+
+def test_completed_and_dead_lettered_bodies_leave_no_bytes_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite"
+    queues = LocalQueues(path)
+    queues.enqueue("work", json.dumps(secret_request("ok")).encode())
+    queues.enqueue("work", json.dumps(secret_request("refused")).encode())
+    assert SECRET.encode() in path.read_bytes()  # while queued, the message is kept whole
+    done, refused = queues.receive("work"), queues.receive("work")
+    assert done is not None and refused is not None
+    queues.complete(done)
+    queues.dead_letter(refused, "Refused", f"because of {SECRET}")
+    queues.close()
+    assert SECRET.encode() not in path.read_bytes()
+    reopened = LocalQueues(path)
+    [dead] = reopened.dead_letters("work")
+    assert dead["dead_letter_error_description"] == "because of [REDACTED]"
+    assert json.loads(dead["body"])["action"] == "refused"
+    reopened.close()

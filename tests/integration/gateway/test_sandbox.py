@@ -10,9 +10,13 @@ lies inside the repo), so these tests also prove that it is masked there.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -231,3 +235,35 @@ async def test_without_sandbox_team_servers_need_an_opt_in(
     message = replies["refused"].json()["error"]["message"]
     assert "MCPAAS_GATEWAY_UNSANDBOXED_TEAMS" in message and "payments" in message
     assert "MCPAAS_GATEWAY_UNSANDBOXED_TEAMS" in report["last_error"]
+
+
+async def test_a_non_root_gateway_sandboxes_too_and_counts_processes_per_sandbox() -> None:
+    """The argv a non-root gateway runs (unprivileged bwrap in a user namespace), run as
+    `nobody`: own dir writable, data dir empty, RLIMIT_NPROC counted in the sandbox."""
+    # not under pytest's tmp_path: its parents are mode 0700, closed to `nobody`
+    with tempfile.TemporaryDirectory() as tmp:
+        await asyncio.to_thread(_run_as_nobody, Path(tmp))
+
+
+def _run_as_nobody(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "servers" / "s").mkdir(parents=True)
+    (data / "auth").mkdir()
+    (data / "auth" / "signing-key.pem").write_text("key")
+    for path in (tmp_path, data, data / "servers", data / "servers" / "s"):
+        os.chown(path, 65534, 65534)
+    sandbox = Sandbox(Settings(data_dir=data))
+    sandbox.as_root = False  # what `Sandbox` finds in a gateway started by a normal user
+    sandbox.read_paths = []  # this machine's interpreter lives under /root: `nobody` cannot bind it
+    script = ("touch mine && echo wrote; ls -a ..; cat ../../auth/signing-key.pem 2>&1; "
+              "for i in $(seq 40); do sleep 1 & done 2>&1; wait")
+    package = PackageSource(command="sh", limits=PackageLimits(processes=20))
+    argv = sandbox.wrap("s", package, ["sh", "-c", script])
+    assert not any(arg.startswith("--reuid") for arg in argv)
+    as_nobody = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=data / "servers" / "s",
+                          env={"PATH": "/usr/bin:/bin"}, **as_nobody)
+    out = done.stdout + done.stderr
+    assert "wrote" in out and (data / "servers" / "s" / "mine").exists()
+    assert "key" not in out.replace("signing-key", "")  # the key file is not there to read
+    assert "Cannot fork" in out or "Resource temporarily unavailable" in out

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from activities import kubernetes
+from shared import kubernetes as cluster
 from shared import servers
 from shared.errors import UnprocessableError
 from shared.models import Server, ServerSpec
@@ -43,7 +44,7 @@ def test_events_are_the_servers_own_newest_first_and_limited(fake_kube):
     call(kubernetes.apply_manifests, job(other))
     poll(job(other))
 
-    events = kubernetes.server_events("weather")
+    events = cluster.server_events("weather")
     objects = {event.object for event in events}
     assert objects == {"Deployment/weather", "Pod/weather-g1-0"}  # nothing of weather-eu
     times = [event.time for event in events]
@@ -51,7 +52,7 @@ def test_events_are_the_servers_own_newest_first_and_limited(fake_kube):
     assert [(e.reason, e.message) for e in events if e.object == "Deployment/weather"] == [
         ("ScalingReplicaSet", "Scaled up replica set weather-g1 to 1")]
     assert [e.reason for e in events if e.object == "Pod/weather-g1-0"] == ["Started", "Scheduled"]
-    assert len(kubernetes.server_events("weather", limit=2)) == 2
+    assert len(cluster.server_events("weather", limit=2)) == 2
 
 
 def test_a_replaced_bad_pods_events_stay_visible_after_the_restore(fake_kube):
@@ -65,7 +66,7 @@ def test_a_replaced_bad_pods_events_stay_visible_after_the_restore(fake_kube):
     poll(job(container_spec(GOOD)))
     assert "weather-g2-0" not in fake_kube.kube.pods(NS, "weather")
 
-    warnings = [e for e in kubernetes.server_events("weather") if e.type == "Warning"]
+    warnings = [e for e in cluster.server_events("weather") if e.type == "Warning"]
     assert [(w.object, w.reason) for w in warnings] == [("Pod/weather-g2-0", "Failed")]
     assert "not found" in warnings[0].message
 
@@ -80,14 +81,14 @@ def test_pod_logs_merge_pods_by_time_with_tail_and_since(fake_kube):
     fake_kube.kube.log("weather-g1-0", "second", now - timedelta(seconds=20))
     fake_kube.kube.log("weather-g1-1", "third", now - timedelta(seconds=10))
 
-    lines = kubernetes.pod_logs("weather", tail=100, since=now - timedelta(minutes=1))
+    lines = cluster.pod_logs("weather", tail=100, since=now - timedelta(minutes=1))
     assert [line.split(" ", 1)[1] for line in lines] == [
         "[weather-g1-1] first", "[weather-g1-0] second", "[weather-g1-1] third"]
     stamp = (now - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert lines[0].startswith(stamp)  # the gateway's log format: UTC, microseconds
-    assert [line.rsplit(" ", 1)[1] for line in kubernetes.pod_logs("weather", tail=2)] == ["second", "third"]
-    assert len(kubernetes.pod_logs("weather", tail=100)) == 4
-    assert kubernetes.pod_logs("weather", tail=0) == []
+    assert [line.rsplit(" ", 1)[1] for line in cluster.pod_logs("weather", tail=2)] == ["second", "third"]
+    assert len(cluster.pod_logs("weather", tail=100)) == 4
+    assert cluster.pod_logs("weather", tail=0) == []
 
 
 def test_logs_skip_pods_whose_container_never_started(fake_kube):
@@ -95,7 +96,7 @@ def test_logs_skip_pods_whose_container_never_started(fake_kube):
     spec = container_spec("ghcr.io/acme/weather:slow")
     call(kubernetes.apply_manifests, job(spec))
     call(kubernetes.rollout_status, job(spec))
-    assert kubernetes.pod_logs("weather") == []
+    assert cluster.pod_logs("weather") == []
 
 
 def test_replica_counts_and_scaling_events_follow_the_hpa(fake_kube):
