@@ -27,6 +27,11 @@ from triggers.feedback import bp as feedback
 from activities.apim import bp as apim_activities
 from orchestrators.apim_restore import bp as apim_restore_orchestration
 from triggers.apim import bp as apim_triggers
+from activities.quota import bp as quota_activities
+from orchestrators.quota_advisory import bp as quota_orchestration
+from triggers.costs import bp as costs_triggers
+from triggers.quota import bp as quota_triggers
+from triggers.freshness import bp as freshness
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -39,5 +44,7 @@ for blueprint in (diagnostics, event_grid, secret_activities):
     app.register_functions(blueprint)
 for blueprint in (runbooks, checklists, feedback):  # issue 14: guidance (FR-008..FR-012)
     app.register_functions(blueprint)
-for blueprint in (apim_triggers, apim_restore_orchestration, apim_activities):  # issue 12: FR-027 APIM restore
+for blueprint in (apim_triggers, apim_restore_orchestration, apim_activities, freshness):  # issue 12
+    app.register_functions(blueprint)
+for blueprint in (costs_triggers, quota_triggers, quota_orchestration, quota_activities):  # issue 12: FR-026, FR-028
     app.register_functions(blueprint)

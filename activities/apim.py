@@ -30,6 +30,7 @@ from shared import apim as snapshots
 from shared import servers
 from shared.apim import Item, ServiceRef, Snapshot
 from shared.blobs import open_artifacts
+from shared.errors import NotFoundError
 from shared.settings import get_settings
 from shared.store import get_store
 
@@ -252,9 +253,9 @@ def take_snapshot(service_id: str, scheduled: bool = False) -> dict[str, Any] | 
 
 
 @bp.activity_trigger(input_name="job")
-def apim_export_snapshot(job: dict[str, Any]) -> dict[str, Any]:
-    """`take_snapshot` of `service_id`."""
-    return take_snapshot(job["service_id"])
+def apim_export_snapshot(job: dict[str, Any]) -> dict[str, Any] | None:
+    """`take_snapshot` of `service_id` (`scheduled`: see there)."""
+    return take_snapshot(job["service_id"], bool(job.get("scheduled")))
 
 
 def _claim(service: str, snapshot_id: str, sku: dict[str, Any], instance_id: str) -> str:
@@ -275,12 +276,18 @@ def apim_plan_restore(job: dict[str, Any]) -> dict[str, Any]:
     """
     apim, settings = connect(job["service_id"]), get_settings()
     service = apim.ref.name.lower()
-    index = snapshots.find_index(get_store(), service, job.get("snapshot"))
-    snapshot = _snapshot(service, index["id"])
     sku, _ = apim.sku()
-    plan = {"restore": True, "why": "", "snapshot": index["id"], "service": service,
-            "from_sku": snapshot.sku, "to_sku": sku, "phases": snapshot.phases(),
-            "poll_seconds": settings.apim_poll_seconds, "timeout_seconds": settings.apim_restore_timeout_seconds}
+    plan = {"restore": True, "why": "", "snapshot": None, "service": service, "from_sku": {}, "to_sku": sku,
+            "phases": [], "poll_seconds": settings.apim_poll_seconds,
+            "timeout_seconds": settings.apim_restore_timeout_seconds}
+    try:
+        index = snapshots.find_index(get_store(), service, job.get("snapshot"))
+    except NotFoundError:
+        if job["reason"] != "tier-change":
+            raise
+        return {**plan, "restore": False, "why": "no snapshot of the service yet: nothing to restore"}
+    snapshot = _snapshot(service, index["id"])
+    plan.update(snapshot=index["id"], from_sku=snapshot.sku, phases=snapshot.phases())
     if job["reason"] == "tier-change":
         if str(sku["name"]).lower() == str(snapshot.sku["name"]).lower():
             return {**plan, "restore": False, "why": f"no tier change: still {sku['name']}"}

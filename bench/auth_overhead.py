@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 HEADERS = {"accept": "application/json", "content-type": "application/json"}
 
 
-class _TimedGuard:
+class TimedGuard:
     """Wraps the real guard; records its own seconds per request (handler excluded)."""
 
     def __init__(self, guard: Guard) -> None:
@@ -112,7 +112,8 @@ class _NoGuard:
         pass
 
 
-def _serve(app: Any) -> tuple[str, uvicorn.Server]:
+def serve(app: Any) -> tuple[str, uvicorn.Server]:
+    """Serve `app` on uvicorn in a daemon thread; its base URL and server."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
@@ -122,7 +123,8 @@ def _serve(app: Any) -> tuple[str, uvicorn.Server]:
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server
 
 
-async def _session(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, str]:
+async def open_session(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, str]:
+    """Open an initialized MCP session; the headers that address it."""
     init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                        "clientInfo": {"name": "bench", "version": "0"}}}
@@ -134,7 +136,8 @@ async def _session(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -
     return session
 
 
-def _ms(values: list[float], q: float) -> float:
+def ms(values: list[float], q: float) -> float:
+    """The `q` quantile of `values` (seconds) in milliseconds."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
@@ -148,10 +151,10 @@ async def _run(calls: int, data: Path) -> None:
     settings = Settings(data_dir=data, auth_mode=AuthMode.LOCAL, gateway_rate_limit_identity="1000000/minute",
                         gateway_rate_limit_server="1000000/minute", gateway_rate_limit_tool="1000000/minute")
     guarded_app, bare_app = create_app(settings, store), create_app(settings, store)
-    timed = _TimedGuard(guarded_app.state.gateway.guard)
+    timed = TimedGuard(guarded_app.state.gateway.guard)
     guarded_app.state.gateway.guard = timed
     bare_app.state.gateway.guard = _NoGuard()
-    (guarded_url, guarded), (bare_url, bare) = _serve(guarded_app), _serve(bare_app)
+    (guarded_url, guarded), (bare_url, bare) = serve(guarded_app), serve(bare_app)
     token = LocalIssuer(settings.auth_key_path).mint("bench", [Role.READER])
     rounds: dict[str, list[float]] = {"guarded": [], "bare": []}
     try:
@@ -160,10 +163,10 @@ async def _run(calls: int, data: Path) -> None:
         nodelay = httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         async with httpx.AsyncClient(timeout=30, transport=nodelay) as http:
             targets = {"guarded": (f"{guarded_url}/servers/echo/mcp",
-                                   await _session(http, f"{guarded_url}/servers/echo/mcp",
+                                   await open_session(http, f"{guarded_url}/servers/echo/mcp",
                                                   {"authorization": f"Bearer {token}"})),
                        "bare": (f"{bare_url}/servers/echo/mcp",
-                                await _session(http, f"{bare_url}/servers/echo/mcp", {}))}
+                                await open_session(http, f"{bare_url}/servers/echo/mcp", {}))}
             for i in range(1, calls + 1):
                 for name, (url, headers) in targets.items():
                     call = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
@@ -179,19 +182,19 @@ async def _run(calls: int, data: Path) -> None:
     guard, guard_cpu = timed.samples[-calls:], timed.cpu_samples[-calls:]
     print(f"tools/call round trips, {calls} each, alternating (ms):")
     for name, values in rounds.items():
-        print(f"  {name:8s} p50 {_ms(values, 0.5):7.3f}  p99 {_ms(values, 0.99):7.3f}")
-    print(f"  added    p50 {_ms(rounds['guarded'], 0.5) - _ms(rounds['bare'], 0.5):7.3f}  "
-          f"p99 {_ms(rounds['guarded'], 0.99) - _ms(rounds['bare'], 0.99):7.3f}")
-    print(f"guard's own time inside the gateway (ms): p50 {_ms(guard, 0.5):.3f}  p99 {_ms(guard, 0.99):.3f}  "
+        print(f"  {name:8s} p50 {ms(values, 0.5):7.3f}  p99 {ms(values, 0.99):7.3f}")
+    print(f"  added    p50 {ms(rounds['guarded'], 0.5) - ms(rounds['bare'], 0.5):7.3f}  "
+          f"p99 {ms(rounds['guarded'], 0.99) - ms(rounds['bare'], 0.99):7.3f}")
+    print(f"guard's own time inside the gateway (ms): p50 {ms(guard, 0.5):.3f}  p99 {ms(guard, 0.99):.3f}  "
           f"mean {statistics.fmean(guard) * 1000:.3f}")
-    print(f"guard's own CPU time (ms, loop thread): p50 {_ms(guard_cpu, 0.5):.3f}  "
-          f"p99 {_ms(guard_cpu, 0.99):.3f}  mean {statistics.fmean(guard_cpu) * 1000:.3f}")
-    print(f"machine speed now: {_empty_loop_ns():.1f} ns per empty Python loop step (lower is faster; "
+    print(f"guard's own CPU time (ms, loop thread): p50 {ms(guard_cpu, 0.5):.3f}  "
+          f"p99 {ms(guard_cpu, 0.99):.3f}  mean {statistics.fmean(guard_cpu) * 1000:.3f}")
+    print(f"machine speed now: {empty_loop_ns():.1f} ns per empty Python loop step (lower is faster; "
           "compare runs only at similar speeds)")
     print(f"invocations recorded: {len(store.query('invocations'))}")
 
 
-def _empty_loop_ns() -> float:
+def empty_loop_ns() -> float:
     """Nanoseconds per step of an empty loop: how loaded the (shared) machine is."""
     return min(timeit.repeat("pass", number=200_000, repeat=5)) / 200_000 * 1e9
 

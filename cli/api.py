@@ -92,6 +92,38 @@ class ControlPlane:
         """Status of one lifecycle workflow (`GET /api/operations/{id}`)."""
         return self._request("GET", f"/api/operations/{quote(operation_id, safe='')}").json()
 
+    def get_costs(self, params: dict[str, str], csv: bool = False) -> dict[str, Any] | str:
+        """Aggregated cost events (`GET /api/costs`): the JSON body, or CSV text with `csv`."""
+        headers = {"Accept": "text/csv"} if csv else {}
+        response = self._request("GET", "/api/costs", params=params, headers=headers)
+        return response.text if csv else response.json()
+
+    def runbook(self, params: dict[str, str]) -> str:
+        """Runbook Markdown for a role and scenario (`GET /api/runbooks`, FR-010)."""
+        return self._request("GET", "/api/runbooks", params=params, headers={"Accept": "text/markdown"}).text
+
+    def runbooks(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Runbook metadata with feedback summaries (`GET /api/runbooks`, JSON)."""
+        return self._request("GET", "/api/runbooks", params=params).json().get("items", [])
+
+    def checklist(self, name: str, marks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The best-practice checklist of `name`, after setting `marks` when given (FR-012)."""
+        if marks:
+            return self._request("PATCH", f"{_server_path(name)}/checklist", json={"items": marks}).json()
+        return self._request("GET", f"{_server_path(name)}/checklist").json()
+
+    def post_feedback(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Rate a runbook, template or catalog entry (`POST /api/feedback`, FR-011)."""
+        return self._request("POST", "/api/feedback", json=entry).json()
+
+    def list_feedback(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Feedback entries newest first (`GET /api/feedback`)."""
+        return self._request("GET", "/api/feedback", params=params).json().get("items", [])
+
+    def set_feedback_status(self, entry_id: str, status: str) -> dict[str, Any]:
+        """Triage one feedback entry (`PATCH /api/feedback/{id}`, Operators)."""
+        return self._request("PATCH", f"/api/feedback/{quote(entry_id, safe='')}", json={"status": status}).json()
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)

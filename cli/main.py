@@ -16,6 +16,8 @@ import typer
 from cli import auth as cli_auth
 from cli import queue as deploy_queue
 from cli import render, specs
+from cli import runbooks as guidance
+from cli.costs import costs
 from cli.api import DEFAULT_API_URL
 from cli.errors import CliError
 from cli.platform import PlatformOptions, run_platform
@@ -320,3 +322,9 @@ def connect(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server
     if not server.get("endpoint"):
         raise CliError(f"server {name} has no endpoint yet (status {server.get('status')})")
     render.out().print(render.connect_snippets(name, server["endpoint"]))
+
+
+app.command(name="costs")(_reports_errors(costs))  # issue 12: FR-026 (cli/costs.py)
+app.command(name="runbook")(_reports_errors(guidance.runbook))  # issue 14: FR-009..FR-012 (cli/runbooks.py)
+app.command(name="checklist")(_reports_errors(guidance.checklist))
+app.add_typer(guidance.feedback_app(_reports_errors), name="feedback")

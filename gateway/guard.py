@@ -16,7 +16,10 @@ Every JSON-RPC request that passed authentication is recorded in `invocations` (
 server, method, tool, latency in ms, result = HTTP status or ``denied``) through
 `shared.audit.AuditBuffer`, which only appends to memory on the request path and spills
 to `audit_spill_dir` while the store is down (counters `mcpaas_audit_records_*`), and
-is emitted as a `ToolCalled` OpenTelemetry log record (`shared.telemetry`).
+is emitted as a `ToolCalled` OpenTelemetry log record (`shared.telemetry`). Every
+admitted `tools/call` also yields a cost event (`shared.costs`, FR-026): the model
+comes from the `MCPaaS-Model` header (400 when it is not a model name) or the spec's
+`model`; tokens are estimated by the costs writer, off the request path.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.asgi import header
+from shared import costs
 from shared.audit import AuditBuffer, AuditMetrics, invocation
 from shared.auth.factory import authenticator_from_settings
 from shared.auth.principal import Principal
 from shared.errors import PayloadTooLargeError
-from shared.models import AuditEvent, Server, ServerKind
+from shared.models import MODEL_NAME, AuditEvent, Server, ServerKind
 from shared.ratelimit import RateLimitDecision, RateLimiter
 from shared.settings import Settings
 from shared.store.port import DocumentStore
@@ -52,7 +56,7 @@ from gateway.limits import limiter_from_settings, too_many_requests
 from gateway.metrics import METRICS
 from gateway.policy import GuardedSession, bind_caller, may_use, tool_allowed
 from gateway.supervisor import SessionRegistry
-from gateway.tenancy import ScopeRefusedError, bind
+from gateway.tenancy import INSTANCE_SEPARATOR, ScopeRefusedError, bind, env_name
 
 # JSON-RPC code of a call the caller's roles do not allow (implementation-defined range).
 FORBIDDEN = -32003
@@ -74,6 +78,8 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     # the admitting rate-limit decision, echoed as `X-RateLimit-*` on the response
     limits: RateLimitDecision | None = None
+    model: str = ""  # the model deployment its tool calls are charged to ("" for none)
+    bytes_in: int = 0  # of the HTTP request body
 
     @property
     def first(self) -> dict[str, Any]:
@@ -97,30 +103,36 @@ class Guard:
         limiter: the rate limiter, or None (no limits). `limit_in_thread`: its storage
             does network I/O (Redis), so hits run in a worker thread.
         invocations / decisions: audit buffers of containers `invocations` and `audit`.
+        costs: buffer of `cost_events` (prepare: `shared.costs.prepare`), or None (off).
         max_body_bytes: the POST body limit (413 beyond it).
     """
 
     def __init__(self, auth: GatewayAuth, sessions: SessionRegistry, limiter: RateLimiter | None, *,
                  invocations: AuditBuffer, decisions: AuditBuffer, max_body_bytes: int,
-                 limit_in_thread: bool = False) -> None:
+                 limit_in_thread: bool = False, costs: AuditBuffer | None = None) -> None:
         self.auth = auth
         self.sessions = sessions
         self.limiter = limiter
         self.invocations = invocations
         self.decisions = decisions
+        self.costs = costs
         self.max_body_bytes = max_body_bytes
         self._limit_in_thread = limit_in_thread
         self._remote_owners: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def start(self) -> None:
         """Start the audit writers (gateway lifespan)."""
-        self.invocations.start()
-        self.decisions.start()
+        for buffer in self._buffers:
+            buffer.start()
 
     async def stop(self) -> None:
         """Flush and stop the audit writers."""
-        await self.invocations.stop()
-        await self.decisions.stop()
+        for buffer in self._buffers:
+            await buffer.stop()
+
+    @property
+    def _buffers(self) -> list[AuditBuffer]:
+        return [self.invocations, self.decisions, *([self.costs] if self.costs is not None else [])]
 
     async def dispatch(self, request: Request, server: Server, handler: Handler) -> Response:
         """Admit a request of the caller `authenticate` put in `request.state.principal`,
@@ -139,7 +151,12 @@ class Guard:
         requests = await self._requests(request)
         if isinstance(requests, Response):
             return requests
-        call = Call(principal, server, requests)
+        call = Call(principal, server, requests, bytes_in=len(getattr(request, "_body", b"")))
+        model = header(request, costs.MODEL_HEADER)
+        if model is not None and not MODEL_NAME.match(model):
+            return rpc_error(400, INVALID_REQUEST, "Bad Request: MCPaaS-Model must be a model deployment "
+                             "name (letters, digits, . _ : / -; at most 128)", call.first.get("id"))
+        call.model = model or server.spec.model or ""
         decision = may_use(principal, server.spec)
         if not decision.allowed:
             return self.refuse(call, 403, decision.reason)
@@ -227,6 +244,19 @@ class Guard:
             self.invocations.record(doc)
             emit_tool_called(doc)
 
+    def _charge(self, call: Call, tool_calls: list[dict[str, Any]], status: int, body: Any,
+                bytes_out: int) -> None:
+        """Queue one cost event per `tools/call` of an answered call (FR-026)."""
+        latency_ms = (time.perf_counter() - call.started) * 1000
+        tenancy, spec = call.server.spec.tenancy, call.server.spec
+        scope = ",".join(f"{param}={spec.package.env.get(env_name(param), '')}" for param in tenancy.params) \
+            if tenancy is not None and spec.package is not None else ""
+        for message in tool_calls:
+            self.costs.record(costs.capture(  # type: ignore[union-attr]  # tool_calls is [] without it
+                server=call.server.name.split(INSTANCE_SEPARATOR, 1)[0], actor=call.principal.subject,
+                scope=scope, model=call.model, message=message, status=status, latency_ms=latency_ms,
+                bytes_in=call.bytes_in, bytes_out=bytes_out, body=body, batch=len(call.requests)))
+
     def _audit_scope(self, principal: Principal, server: str, reason: str) -> None:
         self.decisions.record(AuditEvent(
             id=f"scope-{uuid.uuid4().hex}", actor=principal.subject, action="gateway.scope",
@@ -244,17 +274,27 @@ class Guard:
         if not call.requests:
             return response
         result = str(response.status_code)
+        tool_calls = [m for m in call.requests if m.get("method") == "tools/call"] if self.costs is not None else []
         iterator = getattr(response, "body_iterator", None)
         if iterator is None:
             self.record(call, result)
+            if tool_calls:
+                self._charge(call, tool_calls, response.status_code, response.body, len(response.body))
             return response
+        chunks: list[Any] = []
 
         async def recorded() -> AsyncIterator[Any]:
+            size = 0
             try:
                 async for chunk in iterator:
+                    if tool_calls:
+                        chunks.append(chunk)
+                        size += len(chunk.get("data", "")) if isinstance(chunk, dict) else len(chunk)
                     yield chunk
             finally:
                 self.record(call, result)
+                if tool_calls:
+                    self._charge(call, tool_calls, response.status_code, chunks, size)
                 # the wrapped stream's own cleanup (ending a session) must still run
                 if (close := getattr(iterator, "aclose", None)) is not None:
                     await close()
@@ -282,6 +322,11 @@ def build_guard(settings: Settings, store: DocumentStore, sessions: SessionRegis
     buffers = {container: AuditBuffer(store, container, spill_dir=settings.audit_spill_dir,
                                       spill_max_bytes=settings.audit_spill_max_bytes, metrics=AUDIT_METRICS)
                for container in ("invocations", "audit")}
+    cost_events = (AuditBuffer(store, costs.CONTAINER, spill_dir=settings.audit_spill_dir,
+                               spill_max_bytes=settings.audit_spill_max_bytes, metrics=AUDIT_METRICS,
+                               prepare=costs.prepare)
+                   if settings.cost_events else None)
     return Guard(auth, sessions, limiter_from_settings(settings),
                  invocations=buffers["invocations"], decisions=buffers["audit"],
-                 max_body_bytes=settings.gateway_max_body_bytes, limit_in_thread=bool(settings.redis_url))
+                 max_body_bytes=settings.gateway_max_body_bytes, limit_in_thread=bool(settings.redis_url),
+                 costs=cost_events)

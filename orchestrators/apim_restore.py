@@ -71,6 +71,23 @@ def _verify(context: df.DurableOrchestrationContext, ref: dict[str, Any], phases
 
 
 @bp.orchestration_trigger(context_name="context")
+def apim_scheduled_export(context: df.DurableOrchestrationContext):
+    """The scheduled export (`triggers.apim.apim_export`): a new snapshot version when the
+    configuration changed; when the service is not `Succeeded` or its SKU differs from the
+    newest snapshot's (a tier change not restored yet, e.g. its event was lost), no
+    snapshot (it would record the dropped configuration) but the tier-change check, as a
+    sub-orchestration. Input: `{"service_id", "actor"}`. Output: `{"status": "Exported",
+    "snapshot", "created"}` or `{"status": "TierChange", "restore": apim_restore's output}`."""
+    job = context.get_input()
+    taken = yield context.call_activity_with_retry("apim_export_snapshot", APIM_RETRY, {**job, "scheduled": True})
+    if taken is not None:
+        return {"status": "Exported", "snapshot": taken["id"], "created": taken["created"]}
+    restore = yield context.call_sub_orchestrator(
+        "apim_restore", {**job, "snapshot": None, "reason": "tier-change"}, f"{context.instance_id}-restore")
+    return {"status": "TierChange", "restore": restore}
+
+
+@bp.orchestration_trigger(context_name="context")
 def apim_restore(context: df.DurableOrchestrationContext):
     """Drive one restore; see the module docstring."""
     job = {**context.get_input(), "instance_id": context.instance_id}

@@ -24,6 +24,7 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -196,14 +197,17 @@ class AuditBuffer:
         metrics: counters to report to (None: a private registry's).
         capacity: records held in memory before new ones go to the spill file.
         max_backoff_s: ceiling of the retry delay, in seconds.
+        prepare: turns a queued item into its document in the writer's worker thread
+            (None: items are documents). Lets a caller queue raw captures and keep
+            their parsing off the request path (`shared.costs`); must not raise.
     """
 
     def __init__(self, store: DocumentStore, container: str = "invocations", *,
                  spill_dir: Path | None = None, spill_max_bytes: int = 256 * 1024 * 1024,
                  metrics: AuditMetrics | None = None, capacity: int = CAPACITY,
-                 max_backoff_s: float = 5.0) -> None:
-        self._store, self._container = store, container
-        self._pending: deque[Document] = deque()
+                 max_backoff_s: float = 5.0, prepare: Callable[[Any], Document] | None = None) -> None:
+        self._store, self._container, self._prepare = store, container, prepare
+        self._pending: deque[Any] = deque()
         self._capacity, self._max_backoff = capacity, max_backoff_s
         self._spill = (SpillFile(spill_dir / f"{container}.{os.getpid()}.jsonl", spill_max_bytes)
                        if spill_dir is not None else None)
@@ -215,8 +219,8 @@ class AuditBuffer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    def record(self, doc: Document) -> None:
-        """Queue one document; never blocks on the store and never raises."""
+    def record(self, doc: Any) -> None:
+        """Queue one document (or item for `prepare`); never blocks on the store and never raises."""
         if len(self._pending) >= self._capacity:
             # the store is slow or hung (a failing one empties the buffer to disk)
             self._to_spill([doc], sync=False)
@@ -234,7 +238,11 @@ class AuditBuffer:
         """Bytes of spilled records not yet replayed."""
         return sum(source.size - source.offset for source in self._sources)
 
-    def _to_spill(self, docs: list[Document], sync: bool = True) -> None:
+    def _documents(self, items: list[Any]) -> list[Document]:
+        return [self._prepare(item) for item in items] if self._prepare is not None else items
+
+    def _to_spill(self, items: list[Any], sync: bool = True) -> None:
+        docs = self._documents(items)
         written = self._spill.append(docs, sync) if self._spill is not None else 0
         if written:
             self._counts["spilled"].inc(written)
@@ -276,15 +284,19 @@ class AuditBuffer:
 
     async def _write_pending(self) -> None:
         batch = [self._pending[n] for n in range(min(BATCH, len(self._pending)))]
-        await self._upsert(batch)
+        await self._upsert(batch, queued=True)
         for _ in batch:  # only `record` appends meanwhile, at the other end
             self._pending.popleft()
 
-    async def _upsert(self, docs: list[Document]) -> bool:
-        """Write `docs`; an outage raises. Documents the store can never take (ValueError:
-        no id or partition key) are refused and counted instead of retried forever (False)."""
+    async def _upsert(self, docs: list[Any], queued: bool = False) -> bool:
+        """Write `docs` (`queued`: items still to `prepare`); an outage raises. Documents
+        the store can never take (ValueError: no id or partition key) are refused and
+        counted instead of retried forever (False)."""
+        def write() -> None:
+            self._store.upsert_many(self._container, self._documents(docs) if queued else docs)
+
         try:
-            await anyio.to_thread.run_sync(self._store.upsert_many, self._container, docs)
+            await anyio.to_thread.run_sync(write)
         except ValueError as error:
             self._refuse(len(docs), f"invalid documents ({error})")
             return False
@@ -334,8 +346,8 @@ class AuditBuffer:
             source.close()
 
 
-def _id_at(moment: datetime, later_ns: int = 0) -> str:
-    """The smallest `record_id` of an instant plus `later_ns` (ids start with 16 hex
+def id_at(moment: datetime, later_ns: int = 0) -> str:
+    """The id prefix (a lower bound of every id) of an instant: the smallest `record_id` of an instant plus `later_ns` (ids start with 16 hex
     digits of nanoseconds since the epoch; instants outside that span are clamped)."""
     nanos = (moment - _EPOCH) // timedelta(microseconds=1) * 1000 + later_ns
     return f"{min(max(nanos, 0), 16 ** 16 - 1):016x}"
@@ -357,8 +369,8 @@ def query_invocations(store: DocumentStore, *, server: str | None = None, tool: 
         raise ValueError("limit must be between 1 and 500")
     if cursor is not None and not _RECORD_ID.match(cursor):
         raise ValueError("cursor must be the 'next' value of a previous page")
-    lower = _id_at(since) if since else None
-    upper = _id_at(until, later_ns=1000) if until else None  # inclusive to the microsecond
+    lower = id_at(since) if since else None
+    upper = id_at(until, later_ns=1000) if until else None  # inclusive to the microsecond
     if cursor is not None:
         upper = min(upper, cursor) if upper else cursor
     filters = {key: value for key, value in {"tool": tool, "actor": actor, "result": result}.items()

@@ -14,6 +14,7 @@ one flip). Readiness score = checked items / applicable items.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -230,7 +231,9 @@ def sync(store: DocumentStore, facts: Facts, marks: list[Mark] = (), actor: str 
             stored = store.read("checklists", name, name)
         except NotFoundError:
             stored = None
-        doc = {key: value for key, value in (stored or {"id": name, "server": name}).items() if key != "_etag"}
+        # a deep copy: _apply edits nested item dicts, and `stored` must stay the "before"
+        doc = copy.deepcopy({key: value for key, value in (stored or {"id": name, "server": name}).items()
+                             if key != "_etag"})
         changes = _apply(doc, facts, list(marks), actor)
         if stored is not None and doc == {key: value for key, value in stored.items() if key != "_etag"}:
             return doc, changes

@@ -20,6 +20,10 @@ from shared.auth.principal import Role
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A model deployment name as cost events carry it (issue 12, FR-026): Azure OpenAI
+# deployment names and model ids (`gpt-4o`, `meta/llama-3:70b`) fit; nothing that could
+# break a CSV cell, a log line or a metric label does.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
 
 def utc_now() -> datetime:
@@ -278,6 +282,9 @@ class ServerSpec(_Strict):
     remote: RemoteSource | None = Field(default=None, validate_default=True)
     access: AccessPolicy | None = None
     tenancy: Tenancy | None = None
+    # the model deployment this server's calls are charged to when a call names none
+    # (header `MCPaaS-Model`); docs/costs-and-quota.md
+    model: str | None = Field(default=None, pattern=MODEL_NAME.pattern)
 
     @field_validator("name")
     @classmethod

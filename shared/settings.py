@@ -137,6 +137,16 @@ class Settings(BaseSettings):
         apim_poll_seconds / apim_restore_timeout_seconds: how often the restore checks that
             the service is ``Succeeded`` again (durable timer) and when it gives up waiting
             (9 minutes: the restore must finish within 10, NFR-REL-005).
+        cost_events: the gateway writes one cost event per ``tools/call`` (FR-026,
+            docs/costs-and-quota.md); off only to measure what emitting costs.
+        quota_limits: per model deployment, ``{"tokens_per_minute": n, "requests_per_minute": n}``
+            (JSON); the embedded quota sampler's limits (FR-028). Unknown deployments are not watched.
+        quota_threshold / quota_window_seconds / quota_bucket_seconds: usage above
+            ``quota_threshold`` of a limit in every bucket of the last ``quota_window_seconds``
+            raises an advisory; buckets are ``quota_bucket_seconds`` long (one per timer run).
+        quota_accounts: ARM ids of Azure OpenAI / AI Foundry accounts; set, quota usage and
+            limits come from Azure Monitor metrics and the accounts' deployments instead.
+        quota_webhook_url: optional URL an advisory (raised and cleared) is POSTed to as JSON.
     """
 
     model_config = SettingsConfigDict(env_prefix="MCPAAS_", extra="ignore")
@@ -234,12 +244,21 @@ class Settings(BaseSettings):
                               r"Microsoft\.ApiManagement/service/[^/]+$")
     apim_poll_seconds: float = Field(default=15.0, gt=0)
     apim_restore_timeout_seconds: float = Field(default=540.0, gt=0)
+    # cost events and quota advisories (issue 12 items 1-2, docs/costs-and-quota.md)
+    cost_events: bool = True
+    quota_limits: dict[str, dict[Literal["tokens_per_minute", "requests_per_minute"],
+                                 Annotated[int, Field(gt=0)]]] = Field(default_factory=dict)
+    quota_threshold: float = Field(default=0.8, gt=0, le=1)
+    quota_window_seconds: int = Field(default=300, ge=1)
+    quota_bucket_seconds: int = Field(default=60, ge=1, le=3600)
+    quota_accounts: CommaList = Field(default_factory=list)
+    quota_webhook_url: str | None = Field(default=None, pattern=r"^https?://")
 
     @field_validator("entra_issuers", "entra_audiences", "entra_allowed_clients", "entra_allowed_tenants",
                      "control_plane_principals", "auth_scopes_supported",
                      "clearance_launchers", "clearance_packages", "clearance_registries",
                      "clearance_remote_hosts", "clearance_refused_launchers", "clearance_package_sources",
-                     "clearance_refused_env", "remote_allowed_networks", "gateway_unsandboxed_teams", "sandbox_read_paths",
+                     "clearance_refused_env", "remote_allowed_networks", "gateway_unsandboxed_teams", "sandbox_read_paths", "quota_accounts",
                      mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

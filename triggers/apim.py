@@ -13,7 +13,6 @@ from the event id, so a redelivered event starts nothing new.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import uuid
@@ -24,7 +23,6 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities import apim
 from shared import apim as snapshots
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission
@@ -105,19 +103,13 @@ async def apim_changed(event: func.EventGridEvent, client: df.DurableOrchestrati
 @bp.timer_trigger(arg_name="timer", schedule=EXPORT_SCHEDULE, run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def apim_export(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    """Scheduled export: a new snapshot version when the configuration changed. When the
-    SKU differs from the newest snapshot's (a tier change not restored yet, e.g. its event
-    was lost), no snapshot is taken (it would record the dropped configuration) and the
-    tier-change check starts instead."""
+    """Start the scheduled export (`apim_scheduled_export`), once per schedule slot."""
     service_id = get_settings().apim_service_id
     if not service_id:
         return
-    taken = await asyncio.to_thread(apim.take_snapshot, service_id, True)
-    if taken is None:
-        hour = timer.schedule_status.get("Next", "") if timer.schedule_status else ""
-        await start_tier_change(client, service_id, f"scheduled:{hour or uuid.uuid4().hex}")
-        return
-    log.info("APIM snapshot %s (%s)", taken["id"], "new" if taken["created"] else "unchanged")
+    slot = (timer.schedule_status or {}).get("Next") or uuid.uuid4().hex
+    instance_id = f"apim-export-{hashlib.sha256(f'{service_id}|{slot}'.encode()).hexdigest()[:32]}"
+    await client.start_new("apim_scheduled_export", instance_id, {"service_id": service_id, "actor": SYSTEM_ACTOR})
 
 
 @bp.route(route="apim/restore", methods=["POST"])

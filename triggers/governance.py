@@ -115,7 +115,9 @@ async def revoke_key(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     return json_response(record.model_dump(mode="json"))
 
 
-def _time_param(req: func.HttpRequest, name: str) -> datetime | None:
+def time_param(req: func.HttpRequest, name: str) -> datetime | None:
+    """Query parameter `name` as a timezone-aware time (naive means UTC); None when
+    absent. Raises BadRequestError (400) for text that is not ISO-8601."""
     text = req.params.get(name)
     if not text:
         return None
@@ -144,11 +146,11 @@ async def list_audit(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     Newest first; pass `next` back as `cursor` for the following page (null on the last).
     400 for a bad time, limit or cursor.
     """
-    _time_param(req, "cursor")  # validates it; the store compares the text itself
+    time_param(req, "cursor")  # validates it; the store compares the text itself
     items, next_cursor = audit.query_audit(
         get_store(), actor=req.params.get("actor") or None, entity=req.params.get("server") or None,
-        action=req.params.get("action") or None, since=_time_param(req, "since"),
-        until=_time_param(req, "until"), limit=_limit_param(req),
+        action=req.params.get("action") or None, since=time_param(req, "since"),
+        until=time_param(req, "until"), limit=_limit_param(req),
         before=req.params.get("cursor") or None)
     public = [{key: value for key, value in item.items() if not key.startswith("_")} for item in items]
     return json_response({"items": public, "next": next_cursor})
@@ -172,7 +174,7 @@ async def list_invocations(req: func.HttpRequest, principal: Principal) -> func.
         items, next_cursor = audit.query_invocations(
             get_store(), server=server, tool=req.params.get("tool") or None,
             actor=req.params.get("actor") or None, result=req.params.get("result") or None,
-            since=_time_param(req, "since"), until=_time_param(req, "until"), limit=_limit_param(req),
+            since=time_param(req, "since"), until=time_param(req, "until"), limit=_limit_param(req),
             cursor=req.params.get("cursor") or None)
     except ValueError as error:  # only the cursor is left to be malformed here
         raise BadRequestError("bad query parameter cursor",

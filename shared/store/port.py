@@ -35,6 +35,10 @@ CONTAINERS: dict[str, str] = {
 # Filters on the partition key use the primary key (partition key, id) instead.
 INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "invocations": (("id",), ("tool", "id"), ("actor", "id"), ("result", "id")),
+    # cost events (shared.costs): ids sort by time too; quota attribution reads one model's
+    "cost_events": (("id",), ("tool", "id"), ("actor", "id"), ("model", "id")),
+    # quota samples and advisories (shared.quota): newest per kind, per deployment
+    "quota_samples": (("kind", "at"), ("kind", "deployment", "at")),
 }
 
 # field -> (lower bound, inclusive; upper bound, exclusive); None leaves a side open

@@ -174,24 +174,46 @@ def _module_block(name: str) -> str:
     return match.group(1)
 
 
-def test_registry_system_topic_and_image_pushed_subscription_outside_main() -> None:
-    from function_app import app
+def named(symbol: str) -> Resource:
+    found = [r for r in RESOURCES if r.symbol == symbol and not r.existing]
+    assert len(found) == 1, symbol
+    return found[0]
+
+
+@pytest.mark.parametrize("topic_symbol, topic_type, source, subscription_symbol, function, event_types", [
+    ("registryTopic", "Microsoft.ContainerRegistry.Registries", "registry.id", "imagePushed", "image_pushed",
+     ["Microsoft.ContainerRegistry.ImagePushed"]),
+    # issue 12: tier changes of the APIM service arrive as resource writes on the group's topic
+    ("groupTopic", "Microsoft.Resources.ResourceGroups", "resourceGroup().id", "apimChanged", "apim_changed",
+     ["Microsoft.Resources.ResourceWriteSuccess"]),
+])
+def test_system_topics_in_main_and_their_function_subscriptions_outside(
+        topic_symbol: str, topic_type: str, source: str, subscription_symbol: str, function: str,
+        event_types: list[str]) -> None:
+    from triggers.apim import RESOURCE_WRITE
     from triggers.event_grid import IMAGE_PUSHED
 
-    event_grid_functions = {f.get_function_name() for f in app.get_functions()
-                            if any(b.type == "eventGridTrigger" for b in f.get_bindings())}
-
-    topic = one("Microsoft.EventGrid/systemTopics")
-    assert topic.value("topicType") == "'Microsoft.ContainerRegistry.Registries'"
-    assert topic.value("source") == "registry.id"
-    subscription = one("Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    assert {IMAGE_PUSHED, RESOURCE_WRITE} >= set(event_types)  # the types the functions handle
+    topic = named(topic_symbol)
+    assert (topic.value("topicType"), topic.value("source")) == (f"'{topic_type}'", source)
+    assert topic.file == "eventgrid.bicep"
+    subscription = named(subscription_symbol)
     # Event Grid validates a function endpoint at creation: deployed after the code
     assert subscription.file == "events.bicep"
     assert "endpointType: 'AzureFunction'" in subscription.block("destination")
-    function = re.search(r"resourceId: '\$\{functionApp\.id\}/functions/(\w+)'", subscription.body)
-    assert function and function.group(1) in event_grid_functions
-    assert re.findall(r"'([\w.]+)'", subscription.block("filter")) == [IMAGE_PUSHED]
+    target = re.search(r"resourceId: '\$\{functionApp\.id\}/functions/(\w+)'", subscription.body)
+    assert target and target.group(1) == function
+    included = re.search(r"includedEventTypes: \[(.*?)\]", subscription.block("filter"), re.DOTALL)
+    assert included and re.findall(r"'([\w.]+)'", included.group(1)) == event_types
     assert "'events.bicep'" not in (INFRA / "main.bicep").read_text()
+
+
+def test_apim_subscription_takes_only_the_service_own_writes() -> None:
+    from triggers.apim import SERVICE_WRITE
+
+    filter_ = named("apimChanged").block("filter")
+    assert "subjectBeginsWith: apimServiceId" in filter_
+    assert re.search(r"key: 'data.operationName'\s*values: \[\s*'([^']+)'", filter_).group(1).lower() == SERVICE_WRITE
 
 
 def test_azd_hooks_are_executable_posix_scripts() -> None:

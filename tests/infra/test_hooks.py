@@ -33,6 +33,8 @@ ENV = {
     "AZURE_CLIENT_ID": "0000aaaa-1111-2222-3333-444455556666",
     "AZURE_GATEWAY_DNS_LABEL": "mcpaas-gw-abc", "MCPAAS_GATEWAY_NAMESPACE": "gw-test",
     "AZURE_FUNCTION_APP_NAME": "func-test", "AZURE_REGISTRY_TOPIC_NAME": "evgt-acrtest",
+    "AZURE_RESOURCE_GROUP_TOPIC_NAME": "evgt-rg-test",
+    "AZURE_APIM_SERVICE_ID": "/subscriptions/s/resourceGroups/rg-test/providers/Microsoft.ApiManagement/service/apim",
 }
 
 
@@ -113,7 +115,8 @@ def test_postdeploy_deploys_the_event_subscriptions_with_their_parameters(tmp_pa
     given = dict(a.split("=", 1) for a in args[args.index("--parameters") + 1:] if "=" in a)
     declared = re.findall(r"^param (\w+) ", template.read_text(), re.MULTILINE)
     assert sorted(given) == sorted(declared)
-    assert given == {"registryTopicName": "evgt-acrtest", "functionAppName": "func-test"}
+    assert given == {"registryTopicName": "evgt-acrtest", "functionAppName": "func-test",
+                     "resourceGroupTopicName": "evgt-rg-test", "apimServiceId": ENV["AZURE_APIM_SERVICE_ID"]}
 
 
 def test_ci_installs_shellcheck() -> None:

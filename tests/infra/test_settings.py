@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shared import manifests
+from shared.apim import ServiceRef
 from shared.auth.factory import authenticator_from_settings
 from shared.secrets import create_secret_store
 from shared.secrets.keyvault import KeyVaultSecretStore
@@ -79,6 +80,8 @@ PARAMS = {
     "identityPrincipalId": PRINCIPAL,
     "gatewayUrl": "http://mcpaas-gw-x.westeurope.cloudapp.azure.com:8080",
     "gatewayNamespace": "mcpaas-system",
+    "blobAccountUrl": "https://stmcpaasx.blob.core.windows.net/",
+    "apimServiceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim-mcpaas-x",
     "entra.jwksUrl": main_template("jwksUrl").replace("${entraTenantId}", TENANT),
     "entra.issuers": ",".join(i.replace("${entraTenantId}", TENANT) for i in entra_issuers()),
     "entra.audiences": "api://mcpaas",
@@ -147,6 +150,9 @@ def test_app_settings_load_into_azure_adapters(monkeypatch: pytest.MonkeyPatch, 
     assert isinstance(create_secret_store(settings), KeyVaultSecretStore)
     assert settings.gateway_url == PARAMS["gatewayUrl"]
     assert settings.gateway_namespace == PARAMS["gatewayNamespace"]
+    # issue 12: APIM snapshots go to the blob artifact store, for the deployed service
+    assert settings.blob_account_url == PARAMS["blobAccountUrl"]
+    assert ServiceRef.parse(settings.apim_service_id).name == "apim-mcpaas-x"
 
 
 def test_federated_subject_is_the_service_account_render_gateway_renders() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -35,7 +36,7 @@ def as_cloud_event(event: dict) -> dict:
             "data": event["data"]}
 
 
-def current(fake: FakeApim) -> snapshots.Snapshot:
+def current() -> snapshots.Snapshot:
     """What the service holds now, read through the SDK as an export does."""
     return apim.export(apim.connect(SERVICE_ID))
 
@@ -51,7 +52,7 @@ def test_tier_change_event_restores_every_item_once(fake_apim, control_plane):
     # global policy, 5 APIs, 2 products
     before = snapshots.load(get_store(), open_artifacts(get_settings()), "apim-mcpaas", taken["id"])
     fake_apim.change_tier("Premium", updating_polls=3)
-    assert len(entries(current(fake_apim))) == 1  # the tier change dropped everything but the service
+    assert len(entries(current())) == 1  # the tier change dropped everything but the service
     fake_apim.throttle = 2  # ARM throttles the first calls of the restore: 429 + Retry-After
 
     response = control_plane.runtime.post(WEBHOOK, params={"functionName": "apim_changed"},
@@ -63,7 +64,7 @@ def test_tier_change_event_restores_every_item_once(fake_apim, control_plane):
     assert (done["runtimeStatus"], output["status"], output["mismatched"]) == ("Completed", "Succeeded", []), done
     assert output["from_sku"]["name"] == "Developer" and output["to_sku"]["name"] == "Premium"
     assert output["written"] == len(entries(before))
-    assert entries(current(fake_apim)) == entries(before)  # read back: every exported item is there
+    assert entries(current()) == entries(before)  # read back: every exported item is there
     assert set(fake_apim.writes.values()) == {1}  # nothing applied twice
     assert fake_apim.throttled == 2  # answered 429, retried after Retry-After by azure-core
     # the completion is audited, and the newest snapshot now records the new tier
@@ -107,6 +108,14 @@ def test_event_grid_handshake_and_other_events(fake_apim, control_plane):
                                   json=[service_write("nokey")]).status_code == 401
 
 
+def test_a_service_write_before_any_snapshot_is_skipped(fake_apim, control_plane):
+    fake_apim.change_tier("Premium", updating_polls=0)
+    control_plane.runtime.post(WEBHOOK, params={"functionName": "apim_changed"}, json=[service_write("early")])
+    done = control_plane.wait(tier_change_instance("event:early"))
+    assert (done["output"]["status"], done["output"]["reason"]) == (
+        "Skipped", "no snapshot of the service yet: nothing to restore"), done
+
+
 def test_restore_times_out_when_the_service_never_settles(fake_apim, control_plane, monkeypatch):
     control_plane.snapshot()
     monkeypatch.setenv("MCPAAS_APIM_RESTORE_TIMEOUT_SECONDS", "0.3")
@@ -139,3 +148,31 @@ def test_manual_restore_is_admin_only_and_checks_its_input(fake_apim, control_pl
     again = control_plane.wait(control_plane.api.post("/api/apim/restore", json={}).json()["operation_id"])
     assert (again["output"]["status"], again["output"]["written"]) == ("Succeeded", 0)
     assert set(fake_apim.writes.values()) == {1}
+
+
+def test_the_scheduled_export_restores_a_tier_change_whose_event_was_lost(fake_apim, control_plane):
+    taken = control_plane.snapshot()
+    fake_apim.change_tier("Standard", updating_polls=1)
+    assert control_plane.runtime.post("/admin/functions/apim_export").status_code == 202
+    deadline = time.monotonic() + 30
+    while len(newest := control_plane.api.get("/api/apim/snapshots").json()["items"]) < 2:
+        assert time.monotonic() < deadline, "no restore started by the timer"
+        time.sleep(0.05)
+    assert [e["result"] for e in get_store().query("audit", partition_key="apim/apim-mcpaas")] == ["succeeded"]
+    assert [item["sku"]["name"] for item in newest] == ["Standard", "Developer"]  # no snapshot of the dropped state
+    assert newest[1]["id"] == taken["id"]
+    before = snapshots.load(get_store(), open_artifacts(get_settings()), "apim-mcpaas", taken["id"])
+    assert entries(current()) == entries(before)
+
+
+def test_without_a_configured_service_the_routes_answer_422_and_events_are_ignored(
+        fake_apim, control_plane, monkeypatch):
+    monkeypatch.delenv("MCPAAS_APIM_SERVICE_ID")
+    get_settings.cache_clear()
+    for response in (control_plane.api.post("/api/apim/restore", json={}),
+                     control_plane.api.get("/api/apim/snapshots")):
+        assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")
+    assert control_plane.runtime.post(WEBHOOK, params={"functionName": "apim_changed"},
+                                      json=[service_write("off")]).status_code == 200
+    assert control_plane.api.get(f"/api/operations/{tier_change_instance('event:off')}").status_code == 404
+    assert fake_apim.requests == []  # nothing talked to the service

@@ -41,14 +41,20 @@ def _shellcheck() -> str:
     return path
 
 
+_LINTED: set[str] = set()  # many pairs render the same bash: lint each text once
+
+
 def _lint(runbook: runbooks.RenderedRunbook) -> None:
     blocks = runbooks.code_blocks(runbook.markdown)
+    script = "#!/usr/bin/env bash\n" + "\n".join(block.code for block in blocks)
+    if script in _LINTED:
+        return
+    _LINTED.add(script)
     setup = "\n".join(block.code for block in blocks if block.setup)
     for block in blocks:
         # each block runs on its own after the setup blocks (docs/runbooks.md)
         checked = subprocess.run(["bash", "-n"], input=setup + "\n" + block.code, text=True, capture_output=True)
         assert checked.returncode == 0, f"{runbook.meta.id}: bash -n: {checked.stderr}\n{block.code}"
-    script = "#!/usr/bin/env bash\n" + "\n".join(block.code for block in blocks)
     linted = subprocess.run([_shellcheck(), "-s", "bash", "-"], input=script, text=True, capture_output=True)
     assert linted.returncode == 0, f"{runbook.meta.id}:\n{linted.stdout}"
 
@@ -110,8 +116,8 @@ def test_a_hostile_argument_reaches_the_command_as_one_literal_word(tmp_path):
                                        "deploy-package-server")[0]
     port = next(block.code for block in runbooks.code_blocks(runbook.markdown) if "--command" in block.code)
     # run the step with `mcpaas` replaced by a function that prints its arguments
-    script = "mcpaas() { printf '%s\\n' \"$@\"; }\nSERVER_NAME=evil SPEC_FILE=/dev/stdout\n" + port
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    script = "mcpaas() { printf '%s\\n' \"$@\"; }\nSERVER_NAME=evil SPEC_FILE=spec.txt\n" + port
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=10)
     assert done.returncode == 0, done.stderr
     assert f"--arg=$(touch {planted})" in done.stdout.splitlines() and "--arg=a b'c" in done.stdout.splitlines()
     assert "--arg=`id`" in done.stdout.splitlines() and not planted.exists()
