@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test install bench bench-gateway bench-sandbox check-sandbox clean requirements
+.PHONY: run test install bench bench-gateway bench-sandbox bench-production prod-local check-sandbox clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -64,6 +64,16 @@ bench-gateway: install
 # child start and tools/call p50 with and without the sandbox (issue 10)
 bench-sandbox: install check-sandbox
 	$(PY) bench/sandbox.py
+
+# the production-shaped run (issue 11 item 7, docs/replicas.md): devhost, two gateway
+# replicas behind a round-robin proxy, Cosmos emulator, Redis, Entra mode on a local issuer
+prod-local: install check-sandbox
+	@command -v redis-server >/dev/null || { echo "prod-local needs redis-server: apt-get install -y redis-server"; exit 1; }
+	$(PY) -m tests.production_shaped --deploy catalog/echo/server.yaml
+
+# deploy time and tools/call p50, production-shaped vs embedded, and the cross-replica hop
+bench-production: install check-sandbox
+	$(PY) bench/production_shaped.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) $(PEERS_VENV) node_modules .mcpaas

@@ -32,6 +32,7 @@ from orchestrators.quota_advisory import bp as quota_orchestration
 from triggers.costs import bp as costs_triggers
 from triggers.quota import bp as quota_triggers
 from triggers.freshness import bp as freshness
+from triggers.catalog import bp as catalog_triggers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -48,3 +49,4 @@ for blueprint in (apim_triggers, apim_restore_orchestration, apim_activities, fr
     app.register_functions(blueprint)
 for blueprint in (costs_triggers, quota_triggers, quota_orchestration, quota_activities):  # issue 12: FR-026, FR-028
     app.register_functions(blueprint)
+app.register_functions(catalog_triggers)  # issue 13: the server catalog (FR-007)

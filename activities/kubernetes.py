@@ -27,7 +27,7 @@ from shared import manifests, servers
 from shared.errors import NotFoundError
 from shared.gateway_client import endpoint_of
 from shared.kubernetes import KINDS, SERVER_KINDS, Obj, api_client, call, replica_counts
-from shared.models import OperationJob, ServerKind, ServerSpec
+from shared.models import OperationJob, ServerSpec
 from shared.secrets import get_secret_store, resolve_env
 from shared.settings import get_settings
 from shared.store import get_store
@@ -75,16 +75,17 @@ def apply_spec(spec: ServerSpec) -> int:
     revision. Raises SecretNotFoundError naming the variable if a reference is gone.
     """
     options = manifests.options_from_settings()
-    assert spec.container is not None, "apply_spec needs a container spec"
+    source = spec.container or spec.package
+    assert source is not None, "apply_spec needs a container or package spec"
     generation = 0
     with api_client() as api:
         for obj in [namespace_object(options.namespace), *manifests.render(spec, options)]:
             if obj["kind"] == "Secret":
-                obj = manifests.fill_secret(obj, resolve_env(get_secret_store(), spec.container.secrets))
+                obj = manifests.fill_secret(obj, resolve_env(get_secret_store(), source.secrets))
             live = apply(api, obj)
             if obj["kind"] == "Deployment":
                 generation = int(live.get("metadata", {}).get("generation", 0))
-        if not spec.container.secrets:
+        if not source.secrets:
             _delete_if_present(api, "Secret", spec.name, options.namespace)
     return generation
 
@@ -203,4 +204,4 @@ def delete_manifests(job: dict[str, Any]) -> int:
         server = servers.load_server(get_store(), op.name)[0]
     except NotFoundError:
         return 0
-    return delete_objects(op.name) if server.spec.kind is ServerKind.CONTAINER else 0
+    return delete_objects(op.name) if manifests.in_cluster(server.spec) else 0

@@ -124,6 +124,18 @@ class ControlPlane:
         """Triage one feedback entry (`PATCH /api/feedback/{id}`, Operators)."""
         return self._request("PATCH", f"/api/feedback/{quote(entry_id, safe='')}", json={"status": status}).json()
 
+    def catalog(self, query: str = "") -> list[dict[str, Any]]:
+        """Catalog entry summaries, those matching every word of `query` (`GET /api/catalog?q=`)."""
+        return self._request("GET", "/api/catalog", params={"q": query} if query else {}).json().get("items", [])
+
+    def catalog_entry(self, name: str) -> dict[str, Any]:
+        """One catalog entry with its ready `spec` and `server_json` (`GET /api/catalog/{name}`)."""
+        return self._request("GET", f"/api/catalog/{quote(name, safe='')}").json()
+
+    def create_key(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A new API key (`POST /api/keys`): `{"key": plaintext (shown once), "record": ...}`."""
+        return self._request("POST", "/api/keys", json=request).json()
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)

@@ -17,6 +17,10 @@ from cli import auth as cli_auth
 from cli import queue as deploy_queue
 from cli import render, specs
 from cli import runbooks as guidance
+from cli import connect as clients
+from cli.catalog import catalog_app
+from cli.connect import Client
+from cli.output import Format, OutputOpt, emit
 from cli.costs import costs
 from cli.api import DEFAULT_API_URL
 from cli.errors import CliError
@@ -139,6 +143,7 @@ TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the operati
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the Kubernetes objects a container "
                                          "spec renders to (other kinds: the validated spec) as YAML; "
                                          "nothing is sent.")]
+JsonOpt = Annotated[bool, typer.Option("--json", hidden=True, help="Same as --output json.")]
 QueueOpt = Annotated[bool, typer.Option("--queue", help="Enqueue a deploy request on the deploy-requests "
                                         "queue (Service Bus if MCPAAS_SERVICEBUS_NAMESPACE is set, else "
                                         "the local devhost queue) instead of calling the REST API.")]
@@ -150,7 +155,7 @@ def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
            command: CommandOpt = None, arg: ArgOpt = None, env: EnvOpt = None,
            remote_url: RemoteOpt = None, description: DescriptionOpt = None,
            no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0, queue: QueueOpt = False,
-           dry_run: DryRunOpt = False) -> None:
+           dry_run: DryRunOpt = False, output: OutputOpt = Format.TABLE) -> None:
     """Create or update a server and wait until it runs (`--queue`: enqueue the request and return)."""
     if file is not None:
         if command or remote_url or arg or env:
@@ -170,8 +175,14 @@ def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
         _enqueue(_state(ctx), spec)
         return
     final = _deploy(_state(ctx), spec, no_wait, timeout)
-    if final is not None:
-        render.out().print(f"[green]✓[/] {spec.name} is Running at {final.get('endpoint') or '(no endpoint)'}")
+    if final is not None or output is not Format.TABLE:
+        _show_final(final or {"name": spec.name, "status": "Accepted"}, output)
+
+
+def _show_final(server: dict[str, Any], output: Format) -> None:
+    """The outcome of a deploy or rollback: a one-line summary, or the server document."""
+    emit(server, output, lambda s: f"[green]✓[/] {s['name']} is {s.get('status')} at "
+                                   f"{s.get('endpoint') or '(no endpoint yet)'} (revision {s.get('revision', '?')})")
 
 
 def _enqueue(state: CliState, spec: Any) -> None:
@@ -205,57 +216,48 @@ def _deploy(state: CliState, spec: Any, no_wait: bool, timeout: float) -> dict[s
 @_reports_errors
 def status(ctx: typer.Context,
            name: Annotated[str | None, typer.Argument(help="Server name; all servers if omitted.")] = None,
-           as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False) -> None:
+           output: OutputOpt = Format.TABLE, as_json: JsonOpt = False) -> None:
     """Show all servers, or one server with the reason for its status."""
+    output = Format.JSON if as_json else output
     with _state(ctx).client() as client:
         if name is None:
-            servers = client.list_servers()
-            if as_json:
-                typer.echo(json.dumps({"items": servers}, indent=2))
-            elif servers:
-                render.out().print(render.servers_table(servers))
-            else:
-                render.out().print("No servers. Deploy one with `mcpaas deploy`.")
+            emit({"items": client.list_servers()}, output,
+                 lambda body: render.servers_table(body["items"]) if body["items"]
+                 else "No servers. Deploy one with `mcpaas deploy` or `mcpaas catalog install NAME`.")
             return
         server = client.get_server(name)
     if server is None:
-        raise CliError(f"server {name} not found")
-    if as_json:
-        typer.echo(json.dumps(server, indent=2))
-    else:
-        render.out().print(render.server_details(server))
+        raise CliError(f"server {name} not found; list servers with `mcpaas status`")
+    emit(server, output, render.server_details)
 
 
 @app.command()
 @_reports_errors
 def delete(ctx: typer.Context,
            name: Annotated[str, typer.Argument(help="Server to delete.")],
-           no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0) -> None:
+           no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0, output: OutputOpt = Format.TABLE) -> None:
     """Delete a server and wait until it is gone."""
     state = _state(ctx)
     with state.client() as client:
         accepted = client.delete_server(name)
         render.err().print(f"Accepted delete of [bold]{name}[/] (operation {accepted.operation_id or '?'})")
-        if no_wait:
-            return
-        wait_for_delete(client, name, Poller(state.sleep, state.clock, timeout))
-    render.out().print(f"{name} deleted")
+        if not no_wait:
+            wait_for_delete(client, name, Poller(state.sleep, state.clock, timeout))
+    if output is not Format.TABLE or not no_wait:
+        emit({"name": name, "status": "Accepted" if no_wait else "Deleted", "operation_id": accepted.operation_id},
+             output, lambda facts: f"{name} deleted (operation {facts['operation_id'] or '?'})")
 
 
 @app.command()
 @_reports_errors
 def history(ctx: typer.Context,
             name: Annotated[str, typer.Argument(help="Server name.")],
-            as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False) -> None:
+            output: OutputOpt = Format.TABLE, as_json: JsonOpt = False) -> None:
     """List the revisions of a server with what changed in each."""
     with _state(ctx).client() as client:
         revisions = client.list_revisions(name)
-    if as_json:
-        typer.echo(json.dumps({"items": revisions}, indent=2))
-    elif revisions:
-        render.out().print(render.history_table(revisions))
-    else:
-        render.out().print(f"{name} has no revisions.")
+    emit({"items": revisions}, Format.JSON if as_json else output,
+         lambda body: render.history_table(body["items"]) if body["items"] else f"{name} has no revisions.")
 
 
 @app.command()
@@ -263,7 +265,7 @@ def history(ctx: typer.Context,
 def rollback(ctx: typer.Context,
              name: Annotated[str, typer.Argument(help="Server name.")],
              to: Annotated[int, typer.Option("--to", min=1, help="Revision whose spec to re-apply.")],
-             no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0) -> None:
+             no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0, output: OutputOpt = Format.TABLE) -> None:
     """Re-apply an earlier revision's spec as a new revision and wait until it runs."""
     state = _state(ctx)
     with state.client() as client:
@@ -271,10 +273,9 @@ def rollback(ctx: typer.Context,
         server = accepted.server or client.get_server(name) or {"name": name}
         render.err().print(f"Accepted rollback of [bold]{name}[/] to revision {to} as revision "
                            f"{server.get('latest_revision', '?')} (operation {accepted.operation_id or '?'})")
-        if no_wait:
-            return
-        final = wait_for_deploy(client, server, Poller(state.sleep, state.clock, timeout))
-    render.out().print(f"[green]✓[/] {name} is Running revision {final.get('revision')} (spec of revision {to})")
+        final = server if no_wait else wait_for_deploy(client, server, Poller(state.sleep, state.clock, timeout))
+    if output is not Format.TABLE or not no_wait:
+        _show_final(final, output)
 
 
 @app.command()
@@ -311,20 +312,42 @@ def provision(ctx: typer.Context,
     render.out().print("[green]✓[/] control plane provisioned")
 
 
+ClientOpt = Annotated[Client | None, typer.Option("--client", help="Print that client's own configuration "
+                                                 "(default: VS Code and Python snippets).")]
+WriteOpt = Annotated[bool, typer.Option("--write", help="Merge the entry into the client's config file "
+                                        "(other entries are kept).")]
+ConfigPathOpt = Annotated[Path | None, typer.Option("--path", help="Config file to write (default: the client's).")]
+NewKeyOpt = Annotated[bool, typer.Option("--new-key", help="Put a new API key limited to this server in the config "
+                                         "instead of your CLI token (needs keys.manage).")]
+
+
 @app.command()
 @_reports_errors
-def connect(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server name.")]) -> None:
-    """Print how to connect an MCP client (VS Code, Python) to a running server."""
-    with _state(ctx).client() as client:
-        server = client.get_server(name)
-    if server is None:
-        raise CliError(f"server {name} not found")
-    if not server.get("endpoint"):
-        raise CliError(f"server {name} has no endpoint yet (status {server.get('status')})")
-    render.out().print(render.connect_snippets(name, server["endpoint"]))
+def connect(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server name.")],
+            client: ClientOpt = None, write: WriteOpt = False, path: ConfigPathOpt = None,
+            new_key: NewKeyOpt = False, output: OutputOpt = Format.TABLE) -> None:
+    """Print, or merge into its config file, an MCP client's configuration for a running server."""
+    state = _state(ctx)
+    with state.client() as api:
+        endpoint = clients.endpoint_of(api.get_server(name), name)
+        credential = clients.credential_for(api, name, client, state.token, new_key)
+    if client is None:
+        render.out().print(cli_auth.client_snippets(name, endpoint, credential) if credential
+                           else render.connect_snippets(name, endpoint), soft_wrap=True)
+        return
+    config = clients.client_config(client, name, endpoint, credential, path)
+    facts = {"server": name, "client": client.value, "url": endpoint, "path": str(config.path)}
+    if write:
+        facts["replaced"] = clients.merge(config)
+        emit(facts, output, lambda f: f"{'Updated' if f['replaced'] else 'Added'} {name} in {f['path']}")
+    elif output is Format.TABLE:
+        typer.echo(config.text(), nl=False)  # the client's own format, ready to paste
+    else:
+        emit({**facts, "config": config.document()}, output, str)
 
 
 app.command(name="costs")(_reports_errors(costs))  # issue 12: FR-026 (cli/costs.py)
 app.command(name="runbook")(_reports_errors(guidance.runbook))  # issue 14: FR-009..FR-012 (cli/runbooks.py)
 app.command(name="checklist")(_reports_errors(guidance.checklist))
 app.add_typer(guidance.feedback_app(_reports_errors), name="feedback")
+app.add_typer(catalog_app(_reports_errors, _deploy), name="catalog")  # issue 13: FR-007 (cli/catalog.py)

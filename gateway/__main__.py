@@ -12,6 +12,7 @@ from shared.store import open_store
 from shared.telemetry import configure_telemetry
 
 from gateway.app import create_app
+from gateway.single import create_single_app
 
 # Seconds uvicorn waits for open streams (e.g. idle GET SSE streams) before cancelling
 # them at shutdown; the lifespan then ends every child process group.
@@ -33,10 +34,14 @@ def tune_gc() -> None:
 
 
 def main() -> None:
-    """Run the gateway until SIGINT/SIGTERM."""
+    """Run the gateway until SIGINT/SIGTERM; with `MCPAAS_GATEWAY_SINGLE_SERVER` set, the
+    single-server bridge of one package server (`gateway.single`, a package-server pod)."""
     configure_telemetry("mcpaas-gateway", level=logging.INFO)
     settings = get_settings()
-    app = create_app(settings, open_store(settings))
+    if settings.gateway_single_server:
+        app = create_single_app(settings)
+    else:
+        app = create_app(settings, open_store(settings))
     tune_gc()
     # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,

@@ -23,6 +23,10 @@ Routes:
 - `GET /admin/servers/{name}/logs?tail=N&since=ISO-8601`: the server's log lines from
   this gateway's disk (`gateway.logs`), for the control plane's
   `GET /api/servers/{name}/logs` (`shared.gateway_client`). Admin only (401/403).
+  Both admin routes are answered for every replica: the one reached asks the others
+  and adds up (sessions) or merges (log lines) their answers (`gateway.replicas`).
+A `package` server's session opened by another replica is forwarded to that replica
+before the guard (which the owner applies), see `gateway.replicas`.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from shared.gateway_client import parse_log_query
 from shared.keyfiles import metrics_token
 from shared.models import Server, ServerKind
 from shared.redact import scrub_credentials
+from shared.redis_auth import redis_options
 from shared.secrets import create_secret_store
 from shared.settings import Settings
 from shared.store.port import DocumentStore
@@ -65,6 +70,7 @@ from gateway.metrics import MetricsEndpoint
 from gateway.policy import has_tool_policy, tool_predicate
 from gateway.provision import Provisioner
 from gateway.registry import ServerRegistry
+from gateway.replicas import Replicas, open_directory
 from gateway.sandbox import Sandbox
 from gateway.stdio import Launcher
 from gateway.streamable_http import PackageEndpoint
@@ -95,6 +101,7 @@ class Gateway:
     allowed_origins: tuple[str, ...]
     guard: Guard
     servers_dir: Path  # where the launcher writes the servers' logs (`gateway.logs`)
+    replicas: Replicas
 
 
 def _gateway(request: Request) -> Gateway:
@@ -130,7 +137,17 @@ async def mcp_endpoint(request: Request) -> Response:
     server = await _servable(request)
     if isinstance(server, Response):
         return server
+    if (hop := await _hop(request, server)) is not None:
+        return hop
     return await _gateway(request).guard.dispatch(request, server, lambda bound: _relay(request, bound))
+
+
+async def _hop(request: Request, server: Server) -> Response | None:
+    """The owning replica's answer when the request's session lives on another one."""
+    replicas = _gateway(request).replicas
+    if server.spec.kind == ServerKind.PACKAGE and (owner := replicas.owner(request)) is not None:
+        return await replicas.forward(request, owner)
+    return None
 
 
 class McpApp:
@@ -145,8 +162,9 @@ class McpApp:
 
 async def _relay(request: Request, server: Server) -> Response:
     gw = _gateway(request)
-    if server.spec.kind in (ServerKind.REMOTE, ServerKind.CONTAINER):
-        # a container server's pods sit behind its in-cluster Service (`upstream_url`)
+    if server.spec.kind == ServerKind.REMOTE or server.upstream_url:
+        # container servers and package servers in their own pods (docs/kubernetes.md)
+        # sit behind their in-cluster Service (`upstream_url`)
         allows = tool_predicate(request.state.principal, server.spec) if has_tool_policy(server.spec) else None
         return await gw.upstream.forward(request, gw.registry.as_upstream(server), allows)
     return await gw.package.handle(request, server)
@@ -162,9 +180,9 @@ async def protected_resource(request: Request) -> Response:
 
 async def _legacy_server(request: Request) -> Server | Response:
     server = await _servable(request)
-    if isinstance(server, Server) and server.spec.kind != ServerKind.PACKAGE:
+    if isinstance(server, Server) and (server.spec.kind != ServerKind.PACKAGE or server.upstream_url):
         raise UnprocessableError(f"server '{server.name}' is a {server.spec.kind.value} server: "
-                                 "legacy HTTP+SSE is served for package servers only")
+                                 "legacy HTTP+SSE is served for package servers this gateway hosts only")
     return server
 
 
@@ -173,6 +191,8 @@ async def _legacy_dispatch(request: Request, handle: str) -> Response:
     server = await _legacy_server(request)
     if isinstance(server, Response):
         return server
+    if (hop := await _hop(request, server)) is not None:
+        return hop
     endpoint = getattr(_gateway(request).legacy, handle)
     return await _gateway(request).guard.dispatch(request, server, lambda bound: endpoint(request, bound))
 
@@ -235,6 +255,9 @@ async def stop_sessions(request: Request) -> Response:
     name = request.path_params["name"]
     gw.registry.invalidate(name)  # the caller just changed the store; see it at once
     stopped = await gw.sessions.stop_server(name)
+    for answer in await gw.replicas.broadcast(request):
+        if answer is not None and answer.is_success:
+            stopped += int(answer.json().get("stopped", 0))
     log.info("admin stop of %s: %d sessions ended", name, stopped)
     return JSONResponse({"stopped": stopped})
 
@@ -269,8 +292,13 @@ async def server_logs(request: Request) -> Response:
         return caller
     name = request.path_params["name"]
     tail, since = parse_log_query(request.query_params)
-    path = log_path(_gateway(request).servers_dir, name)
-    return JSONResponse({"name": name, "lines": await asyncio.to_thread(read_log, path, tail, since)})
+    gw = _gateway(request)
+    lines = await asyncio.to_thread(read_log, log_path(gw.servers_dir, name), tail, since)
+    for answer in await gw.replicas.broadcast(request):  # each replica logs its own children
+        if answer is not None and answer.is_success:
+            lines.extend(answer.json().get("lines", []))
+    # lines start with one-width UTC stamps: a stable sort merges the replicas' logs
+    return JSONResponse({"name": name, "lines": sorted(lines, key=lambda line: line[:27])[-tail:] if tail else []})
 
 
 async def healthz(request: Request) -> Response:
@@ -303,30 +331,37 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     sandbox.check()  # no silent fallback to running hosted code unsandboxed
     launcher = Launcher(sandbox, create_secret_store(settings))
     http = default_client()
-    sessions = SessionRegistry(launcher,
+    replicas = Replicas(settings.gateway_replica_url or settings.gateway_url,
+                        open_directory(settings.redis_url), http)
+    sessions = SessionRegistry(launcher, id_prefix=replicas.session_prefix,
                                max_sessions=settings.gateway_max_sessions_per_server,
                                idle_seconds=settings.gateway_session_idle_seconds,
                                event_capacity=settings.gateway_event_store_size,
                                warm_pool_size=settings.gateway_warm_pool_size)
     limit = settings.gateway_max_body_bytes
-    locks = open_locks(settings.redis_url)
+    locks = open_locks(settings.redis_url, redis_options(settings.redis_url, settings.redis_entra))
     provisioner = Provisioner(store, locks, launcher)
     package = PackageEndpoint(sessions, limit, provisioner.ensure,
                               stream_after=settings.gateway_stream_after_seconds)
-    gateway = Gateway(settings=settings, registry=ServerRegistry(store), sessions=sessions,
+    gateway = Gateway(settings=settings, registry=ServerRegistry(store, package_pods=settings.gateway_package_pods), sessions=sessions,
                       package=package, legacy=LegacySseEndpoint(package),
                       upstream=UpstreamProxy(http, limit, EgressPolicy.from_settings(settings)), http=http,
                       allowed_origins=parse_origins(settings.gateway_allowed_origins),
-                      guard=build_guard(settings, store, sessions), servers_dir=launcher.servers_dir)
+                      guard=build_guard(settings, store, sessions), servers_dir=launcher.servers_dir,
+                      replicas=replicas)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.run_reaper(), name="idle-reaper")
+        heartbeat = asyncio.create_task(replicas.run_heartbeat(), name="replica-heartbeat")
         gateway.guard.start()
         try:
             yield
         finally:
             reaper.cancel()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)  # unregisters first
+            await replicas.directory.close()
             stopped = await sessions.stop_all()
             await gateway.guard.stop()
             await http.aclose()

@@ -3,7 +3,8 @@ scoped, rate limited and recorded before (and after) it reaches a server (issue 
 
 Order of checks, each answered as MCP clients expect (JSON-RPC error bodies):
 1. authentication (`gateway.auth`): 401 + `WWW-Authenticate` with resource metadata;
-2. server access (`gateway.policy.may_use`): 403;
+2. server access (`gateway.policy.may_use`): 403; then a malformed `MCPaaS-Model`
+   header answers 400 (cost events, below);
 3. tenancy (`gateway.tenancy.bind`): 403 for a missing or foreign scope value, audited
    in `audit` (action ``gateway.scope``, result ``refused``);
 4. session binding: a session id opened by another principal answers 404, as an
@@ -152,14 +153,15 @@ class Guard:
         if isinstance(requests, Response):
             return requests
         call = Call(principal, server, requests, bytes_in=len(getattr(request, "_body", b"")))
-        model = header(request, costs.MODEL_HEADER)
-        if model is not None and not MODEL_NAME.match(model):
-            return rpc_error(400, INVALID_REQUEST, "Bad Request: MCPaaS-Model must be a model deployment "
-                             "name (letters, digits, . _ : / -; at most 128)", call.first.get("id"))
-        call.model = model or server.spec.model or ""
         decision = may_use(principal, server.spec)
         if not decision.allowed:
             return self.refuse(call, 403, decision.reason)
+        model = header(request, costs.MODEL_HEADER)
+        if model is not None and not MODEL_NAME.match(model):
+            self.record(call, "400")
+            return rpc_error(400, INVALID_REQUEST, "Bad Request: MCPaaS-Model must be a model deployment "
+                             "name (letters, digits, . _ : / -; at most 128)", call.first.get("id"))
+        call.model = model or server.spec.model or ""
         try:
             call.server = bind(server, principal, request)
         except ScopeRefusedError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.responses import Response
 
 from shared.ratelimit import RateLimitDecision, RateLimiter
+from shared.redis_auth import redis_options
 from shared.settings import Settings
 
 from gateway.http import rpc_error
@@ -33,7 +34,8 @@ def limiter_from_settings(settings: Settings) -> RateLimiter | None:
     if not any(limits.values()):
         return None
     storage = settings.redis_url or "memory://"
-    return RateLimiter(storage, **{scope: value or None for scope, value in limits.items()})
+    options = redis_options(settings.redis_url, settings.redis_entra)
+    return RateLimiter(storage, storage_options=options, **{scope: value or None for scope, value in limits.items()})
 
 
 def too_many_requests(decision: RateLimitDecision, request_id: Any = None) -> Response:

@@ -10,7 +10,7 @@ renew or release its lock (a replica whose lock expired cannot delete a successo
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 LOCK_PREFIX = "mcp-lock:"
 READY_PREFIX = "mcp-ready:"
@@ -93,12 +93,14 @@ class RedisLocks:
 
     Args:
         url: e.g. `redis://host:6379/0`. Connection errors surface as `redis` exceptions.
+        options: more `redis.from_url` arguments (`shared.redis_auth.redis_options`:
+            the Entra ID credential provider on Azure).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         import redis.asyncio  # only deployments with Redis pay for the import
 
-        self._redis = redis.asyncio.from_url(url, decode_responses=True)
+        self._redis = redis.asyncio.from_url(url, decode_responses=True, **(options or {}))
 
     async def acquire(self, name: str, token: str, ttl: float) -> bool:
         """See `ProvisionLocks.acquire` (SET NX PX)."""
@@ -127,6 +129,6 @@ class RedisLocks:
         await self._redis.aclose()
 
 
-def open_locks(redis_url: str | None) -> ProvisionLocks:
-    """`RedisLocks` when a URL is configured, else `LocalLocks`."""
-    return RedisLocks(redis_url) if redis_url else LocalLocks()
+def open_locks(redis_url: str | None, options: dict[str, Any] | None = None) -> ProvisionLocks:
+    """`RedisLocks` (with `options`, see `RedisLocks`) when a URL is configured, else `LocalLocks`."""
+    return RedisLocks(redis_url, options) if redis_url else LocalLocks()

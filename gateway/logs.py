@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 LOGS_DIR = ".logs"
 REDACTED = "[REDACTED]"
@@ -47,6 +48,17 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# where every log line is copied too: a package-server pod's stdout (`gateway.single`),
+# which is how the control plane reads it there (pod logs); None in the shared gateway
+_echo: TextIO | None = None
+
+
+def echo_to(stream: TextIO | None) -> None:
+    """Copy every line `append_line` writes to `stream` as well (None: stop)."""
+    global _echo  # one process, one log destination: set once at start-up
+    _echo = stream
+
+
 def append_line(path: Path, pid: int | None, text: str) -> None:
     """Append one timestamped line (rotating the file past `MAX_LOG_BYTES`)."""
     try:
@@ -54,8 +66,12 @@ def append_line(path: Path, pid: int | None, text: str) -> None:
             path.replace(path.with_suffix(".log.1"))
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
+    line = f"{_stamp()} [{pid}] {text.rstrip()}\n"
     with open(path, "a", encoding="utf-8", errors="replace") as handle:
-        handle.write(f"{_stamp()} [{pid}] {text.rstrip()}\n")
+        handle.write(line)
+    if _echo is not None:
+        _echo.write(line)
+        _echo.flush()
 
 
 async def copy_stderr(stream: asyncio.StreamReader, path: Path, pid: int | None,

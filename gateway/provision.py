@@ -5,12 +5,15 @@ server's own directory (`<servers_dir>/<name>`, its cwd), sandboxed and with the
 allowlisted environment of its children (`gateway.stdio.Launcher`), before any child
 starts; its output goes to the server's log with secret values redacted. The step
 must be idempotent: it may run again after a ready flag expires or the spec changes.
-Replicas coordinate through `gateway.locks`: whoever takes `mcp-lock:{name}` (TTL
-`LOCK_TTL_SECONDS`, renewed while the step runs) installs and then sets
-`mcp-ready:{name}` to the spec's install marker (TTL `READY_TTL_SECONDS`); the others
-poll until the flag appears. Within one process, concurrent first requests wait for
-one provisioning run. Replicas are assumed to share `servers_dir` (a shared volume), as
-the ready flag says "installed there".
+Install directories are per disk, and so are the flags: the lock
+`mcp-lock:{name}@{location}` and the ready flag `mcp-ready:{name}@{location}` name the
+install location (`install_location`: the host name, which on Kubernetes is the pod's
+name, and the servers directory), so a replica never takes another pod's ready flag for
+an install on its own disk. Processes sharing one disk (one host, one data dir) share
+the location: whoever takes the lock (TTL `LOCK_TTL_SECONDS`, renewed while the step
+runs) installs and then sets the ready flag to the spec's install marker (TTL
+`READY_TTL_SECONDS`); the others poll until the flag appears. Within one process,
+concurrent first requests wait for one provisioning run.
 
 Audit events (container `audit`, entity = server): `provision.start`,
 `provision.install_begin` (per attempt), `provision.install_complete` (succeeded or
@@ -28,9 +31,11 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio.to_thread
 
@@ -56,6 +61,13 @@ TAIL_CHARS = 2000
 ACTOR = "gateway"
 
 
+def install_location(servers_dir: Path) -> str:
+    """`<host name>:<hash of the servers directory>`: where an install lands. On
+    Kubernetes the host name is the pod's name, so a ready flag says which pod is ready."""
+    digest = hashlib.sha256(str(servers_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}:{digest}"
+
+
 def install_marker(server: Server) -> str:
     """Short hash of what the install depends on (argv, command, env)."""
     package = server.spec.package
@@ -71,12 +83,16 @@ class Provisioner:
     Args:
         store: for audit events and the `Error` status.
         locks: the lock/ready-flag adapter. launcher: prepares the sandboxed install step.
+        location: the install location its flags name (default `install_location` of the
+            launcher's servers directory).
     """
 
-    def __init__(self, store: DocumentStore, locks: ProvisionLocks, launcher: Launcher) -> None:
+    def __init__(self, store: DocumentStore, locks: ProvisionLocks, launcher: Launcher,
+                 location: str | None = None) -> None:
         self.store = store
         self.locks = locks
         self.launcher = launcher
+        self.location = location or install_location(launcher.servers_dir)
         self._mounted: dict[str, str] = {}
         self._failed: dict[str, tuple[str, str, float]] = {}
         self._local: dict[str, asyncio.Lock] = {}
@@ -111,13 +127,14 @@ class Provisioner:
 
     async def _coordinate(self, server: Server, marker: str) -> None:
         deadline = time.monotonic() + WAIT_TIMEOUT_SECONDS
-        while await self.locks.ready(server.name) != marker:
+        key = f"{server.name}@{self.location}"  # this disk's install, not another pod's
+        while await self.locks.ready(key) != marker:
             token = uuid.uuid4().hex
-            if await self.locks.acquire(server.name, token, LOCK_TTL_SECONDS):
-                async with self._held(server.name, token):
-                    if await self.locks.ready(server.name) != marker:  # re-check under lock
+            if await self.locks.acquire(key, token, LOCK_TTL_SECONDS):
+                async with self._held(key, token):
+                    if await self.locks.ready(key) != marker:  # re-check under lock
                         await self._install(server)
-                        await self.locks.mark_ready(server.name, marker, READY_TTL_SECONDS)
+                        await self.locks.mark_ready(key, marker, READY_TTL_SECONDS)
                 return
             if time.monotonic() > deadline:
                 raise ProvisionFailedError("timed out waiting for another replica's install")

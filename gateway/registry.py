@@ -27,11 +27,14 @@ class ServerRegistry:
     Args:
         store: the document store.
         ttl: seconds a read stays cached (<= 1 s keeps FR-015's "no restart" promptly true).
+        package_pods: package servers run in their own pods (`gateway_package_pods`):
+            one without an `upstream_url` is refused, never started here.
     """
 
-    def __init__(self, store: DocumentStore, ttl: float = 1.0) -> None:
+    def __init__(self, store: DocumentStore, ttl: float = 1.0, package_pods: bool = False) -> None:
         self.store = store
         self.ttl = ttl
+        self.package_pods = package_pods
         self._cache: dict[str, tuple[float, Server | None]] = {}
 
     async def lookup(self, name: str) -> Server:
@@ -41,7 +44,8 @@ class ServerRegistry:
             NotFoundError: no document, an unreadable one, `spec.enabled` false, or
                 status `Stopped`.
             UnprocessableError: kind `container` without an `upstream_url` (never
-                deployed to a Kubernetes target).
+                deployed to a Kubernetes target), or kind `package` without one on a
+                gateway whose package servers run in their own pods.
         """
         server = await self._read(name)
         if server is None or not server.spec.enabled or server.status == ServerStatus.STOPPED:
@@ -49,6 +53,9 @@ class ServerRegistry:
         if server.spec.kind == ServerKind.CONTAINER and not server.upstream_url:
             raise UnprocessableError(
                 f"server '{name}' is a container server: no Kubernetes target configured")
+        if server.spec.kind == ServerKind.PACKAGE and self.package_pods and not server.upstream_url:
+            # Security: tenant code never runs in the shared gateway's pods (issue 11)
+            raise UnprocessableError(f"server '{name}' has no pod of its own yet: redeploy it")
         return server
 
     async def document(self, name: str) -> Server | None:
@@ -58,9 +65,10 @@ class ServerRegistry:
 
     @staticmethod
     def as_upstream(server: Server) -> Server:
-        """A container server as the upstream proxy serves `remote` ones: its `remote.url` is
-        the in-cluster Service (`upstream_url`); the stored document is not changed."""
-        if server.spec.kind != ServerKind.CONTAINER or not server.upstream_url:
+        """A container server, or a package server in its own pod, as the upstream proxy
+        serves `remote` ones: its `remote.url` is the in-cluster Service (`upstream_url`);
+        the stored document is not changed."""
+        if server.spec.kind == ServerKind.REMOTE or not server.upstream_url:
             return server
         remote = RemoteSource.model_construct(url=server.upstream_url)
         return server.model_copy(update={"spec": server.spec.model_copy(update={"remote": remote})})

@@ -49,12 +49,14 @@ class SessionRegistry:
         event_capacity: SSE events kept per session for resumability.
         warm_pool_size: pre-spawned children kept ready per `isolated` server
             (`gateway.warm_pool`); 0 = off.
+        id_prefix: what session ids start with (the replica's, `gateway.replicas`).
     """
 
     def __init__(self, launcher: Launcher, *, max_sessions: int = 64,
                  idle_seconds: float = 1800.0, event_capacity: int = 1000,
-                 warm_pool_size: int = 0) -> None:
+                 warm_pool_size: int = 0, id_prefix: str = "") -> None:
         self.launcher = launcher
+        self.id_prefix = id_prefix
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.event_capacity = event_capacity
@@ -87,6 +89,7 @@ class SessionRegistry:
         assert package is not None
         # bound to the request's caller (`gateway.policy.CALLER`), tools/list filtered
         session = GuardedSession(server.name, EventStore(self.event_capacity), self.forget)
+        session.id = self.id_prefix + session.id  # routes later requests to this replica
         try:
             if package.session_mode == SessionMode.SHARED:
                 session.link = await self.shared.attach(server, session)

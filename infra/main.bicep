@@ -299,5 +299,7 @@ output MCPAAS_AUTH_SCOPES_SUPPORTED string = '${entraAudience}/.default'
 output MCPAAS_CONTROL_PLANE_PRINCIPALS string = identity.outputs.principalId
 output MCPAAS_KEY_VAULT_URL string = keyVault.outputs.uri
 output MCPAAS_REDIS_URL string = redis.outputs.url
+// the cache has access keys disabled: Entra ID tokens of the workload identity (redis.bicep)
+output MCPAAS_REDIS_ENTRA string = 'true'
 output MCPAAS_GATEWAY_URL string = gatewayUrl
 output MCPAAS_GATEWAY_NAMESPACE string = gatewayNamespace

@@ -3,8 +3,9 @@
 Steps: record the revision and its audit event, mark the server `Deploying`, end the
 sessions of the previous revision (updates and rollbacks), then bring the revision up:
 
-- `package` / `remote`: the gateway completes an MCP `initialize` against the server;
-- `container`: server-side apply the rendered objects, then poll the rollout with
+- `package` (no Kubernetes target) / `remote`: the gateway completes an MCP `initialize` against the server;
+- `container` (and `package` on a Kubernetes target, `job.in_cluster`: its own pod):
+  server-side apply the rendered objects, then poll the rollout with
   durable timers until it completes, fails (ImagePullBackOff, missed progress
   deadline) or runs out of time; on failure the last good revision is re-applied.
 
@@ -69,7 +70,8 @@ def deploy(context: df.DurableOrchestrationContext):
     if job["action"] != "create":
         context.set_custom_status({"phase": "stopping previous sessions"})
         yield context.call_activity_with_retry("stop_sessions", STORE_RETRY, job)
-    bring_up = _roll_out if job["spec"]["kind"] == "container" else _probe
+    # container servers, and package servers in their own pods (docs/kubernetes.md), roll out
+    bring_up = _roll_out if job["spec"]["kind"] == "container" or job.get("in_cluster") else _probe
     try:
         outcome = yield from bring_up(context, job)
     except Exception as error:  # the activity's failure reason becomes the server's

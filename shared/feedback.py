@@ -17,17 +17,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import runbooks
+from shared import catalog, runbooks
 from shared.errors import BadRequestError, MCPaaSError, NotFoundError
 from shared.models import utc_now
 from shared.ratelimit import RateLimitDecision, RateLimiter
 from shared.store import DocumentStore
 
-CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalog"
-TEMPLATES_DIR = CATALOG_DIR / "templates"
+TEMPLATES_DIR = catalog.CATALOG_DIR / "templates"
 EMPTY: dict[str, float | int] = {"count": 0, "average": 0.0}
 
 
@@ -94,23 +92,19 @@ class TooManyRequestsError(MCPaaSError):
         self.headers = decision.headers()
 
 
-def _catalog_ids() -> set[str]:
-    return {str(yaml.safe_load(path.read_text(encoding="utf-8")).get("name"))
-            for path in CATALOG_DIR.glob("*/server.yaml")}
-
-
 def _template_ids() -> set[str]:
     # a template is named by its path under catalog/templates without the Jinja2 suffix
     return {str(path.relative_to(TEMPLATES_DIR)).removesuffix(".j2")
             for path in TEMPLATES_DIR.rglob("*.j2")}
 
 
-def artifact_exists(kind: ArtifactKind, artifact_id: str) -> bool:
-    """True when the repository holds runbook, template or catalog entry `artifact_id`."""
+def artifact_exists(kind: ArtifactKind, artifact_id: str, data_dir: Path) -> bool:
+    """True when runbook, template or catalog entry `artifact_id` exists (catalog entries:
+    curated, or imported under `data_dir`, `shared.catalog`)."""
     if kind is ArtifactKind.RUNBOOK:
         return artifact_id in runbooks.load_library()
     if kind is ArtifactKind.CATALOG:
-        return artifact_id in _catalog_ids()
+        return artifact_id in {entry.name for entry in catalog.load_catalog(catalog.catalog_dirs(data_dir))}
     return artifact_id in _template_ids()
 
 
@@ -130,10 +124,10 @@ def admit(subject: str, storage_uri: str, limit: str) -> None:
                                    f"{decision.retry_after_s} s", decision)
 
 
-def create(store: DocumentStore, request: FeedbackRequest, author: str) -> Feedback:
+def create(store: DocumentStore, request: FeedbackRequest, author: str, data_dir: Path) -> Feedback:
     """Store `request` by `author` as a `new` entry. Raises BadRequestError (400, naming
-    `artifact_id`) for an artifact the repository does not hold."""
-    if not artifact_exists(request.artifact_kind, request.artifact_id):
+    `artifact_id`) for an artifact that does not exist (`artifact_exists`)."""
+    if not artifact_exists(request.artifact_kind, request.artifact_id, data_dir):
         raise BadRequestError(f"no {request.artifact_kind.value} '{request.artifact_id}'",
                               errors=[{"field": "artifact_id",
                                        "message": f"unknown {request.artifact_kind.value}"}])

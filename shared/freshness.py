@@ -3,7 +3,7 @@ whose `last_updated` is more than 30 days old are flagged stale.
 
 What is checked:
 - catalog entries: ``catalog/<entry>/catalog.yaml`` beside each ``server.yaml``
-  (`CatalogMeta`: ``title``, ``core``, ``last_updated``); an entry without that file, or
+  (`shared.catalog.EntryMeta`: ``title``, ``core``, ``last_updated`` among others); an entry without that file, or
   with one that does not parse, counts as core and stale (it was never reviewed);
 - runbook templates: the ``last_updated`` of each template's front matter
   (`shared.runbooks.RunbookMeta`); every template is core, they are the platform's own docs.
@@ -20,25 +20,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import runbooks, servers
+from shared.catalog import CATALOG_DIR, EntryMeta
 from shared.store import DocumentStore
 
 MAX_AGE_DAYS = 30  # NFR-OPS-004
-CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalog"
 REPO = CATALOG_DIR.parent
 ACTOR = "freshness-check"
-
-
-class CatalogMeta(BaseModel):
-    """`catalog/<entry>/catalog.yaml`: what the catalog shows about an entry besides its spec."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str
-    core: bool = True
-    last_updated: date
 
 
 class Finding(BaseModel):
@@ -68,7 +58,7 @@ def catalog_findings(today: date, directory: Path = CATALOG_DIR) -> list[Finding
     for spec in sorted(directory.glob("*/server.yaml")):
         path = spec.parent / "catalog.yaml"
         try:
-            meta: CatalogMeta | None = CatalogMeta.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            meta: EntryMeta | None = EntryMeta.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
         except (OSError, yaml.YAMLError, ValidationError):
             meta = None  # unreviewed: flagged until someone writes its metadata
         name = spec.parent.name

@@ -35,7 +35,7 @@ SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
 SCALING_EVENTS_KEPT = 20
 # the kinds `manifests.render` creates, each named after the server
 SERVER_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                "NetworkPolicy", "ServiceAccount", "Secret")
+                "NetworkPolicy", "ServiceAccount", "Secret", "ConfigMap")
 Obj = dict[str, Any]
 
 # kind → (typed API class, method suffix, namespaced)
@@ -43,6 +43,7 @@ KINDS: dict[str, tuple[type, str, bool]] = {
     "Namespace": (client.CoreV1Api, "namespace", False),
     "ServiceAccount": (client.CoreV1Api, "service_account", True),
     "Secret": (client.CoreV1Api, "secret", True),
+    "ConfigMap": (client.CoreV1Api, "config_map", True),
     "Service": (client.CoreV1Api, "service", True),
     "Deployment": (client.AppsV1Api, "deployment", True),
     "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler", True),

@@ -2,7 +2,8 @@
 
 `render(spec, options)` returns plain dicts (ServiceAccount, Secret when the spec has
 `secrets`, Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget,
-NetworkPolicy) in apply order; the
+NetworkPolicy) in apply order; a `package` server on a Kubernetes target renders as its
+own pod of the gateway image in single-server mode (`render_package`, docs/kubernetes.md); the
 deploy activity server-side-applies them as they are, `mcpaas deploy --dry-run` prints
 them, and `manifest_hash` fingerprints them for the revision history (FR-002, FR-004).
 No I/O here: the same spec and options always give the same objects. Secret values are
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,9 @@ PROGRESS_DEADLINE_SECONDS = 300
 RUN_AS_USER = 10001
 
 Obj = dict[str, Any]
+GATEWAY_PORT = 8080
+SINGLE_SERVER_PATH = "/mcp"  # where a package-server pod serves its one server
+GATEWAY_DATA_DIR = "/var/lib/mcpaas"  # MCPAAS_DATA_DIR of the gateway image (Dockerfile)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class RenderOptions:
     namespace: str = "mcp-servers"
     gateway_namespace: str = "mcpaas-system"
     workload_client_id: str | None = None
+    gateway_image: str | None = None  # what package-server pods run (`render_package`)
 
 
 def options_from_settings() -> RenderOptions:
@@ -53,7 +59,18 @@ def options_from_settings() -> RenderOptions:
     from shared.settings import get_settings  # late: keeps this module importable without env
 
     settings = get_settings()
-    return RenderOptions(settings.kube_namespace, settings.gateway_namespace, settings.workload_client_id)
+    return RenderOptions(settings.kube_namespace, settings.gateway_namespace, settings.workload_client_id,
+                         settings.gateway_image)
+
+
+def in_cluster(spec: ServerSpec) -> bool:
+    """Whether `spec` runs as Kubernetes objects: `container` servers always, `package`
+    servers when a Kubernetes target is configured (their own pods, never the gateway's,
+    docs/kubernetes.md); `remote` servers never."""
+    from shared.settings import get_settings
+
+    return spec.kind is ServerKind.CONTAINER or (spec.kind is ServerKind.PACKAGE
+                                                 and get_settings().kubeconfig is not None)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -78,8 +95,10 @@ def selector(name: str) -> str:
 
 
 def service_url(spec: ServerSpec, namespace: str) -> str:
-    """In-cluster Streamable HTTP URL of a container server's Service."""
-    assert spec.container is not None, "service_url needs a container spec"
+    """In-cluster Streamable HTTP URL of a container or package server's Service."""
+    if spec.kind is ServerKind.PACKAGE:
+        return f"http://{spec.name}.{namespace}.svc.cluster.local:{GATEWAY_PORT}{SINGLE_SERVER_PATH}"
+    assert spec.container is not None, "service_url needs a container or package spec"
     return f"http://{spec.name}.{namespace}.svc.cluster.local:{spec.container.port}{spec.container.path}"
 
 
@@ -215,13 +234,19 @@ def _network_policy(spec: ServerSpec, options: RenderOptions) -> Obj:
 
 
 def render(spec: ServerSpec, options: RenderOptions | None = None) -> list[Obj]:
-    """The Kubernetes objects of a `container` server, in apply order.
+    """The Kubernetes objects of a `container` or `package` server, in apply order.
 
-    Raises ValueError for any other kind (they run in the gateway, not in the cluster).
+    Raises ValueError for a `remote` server (nothing runs in the cluster), and for a
+    `package` server when `options.gateway_image` is unset.
     """
-    if spec.kind is not ServerKind.CONTAINER or spec.container is None:
-        raise ValueError(f"server '{spec.name}' is kind '{spec.kind.value}': only container servers render")
     options = options or RenderOptions()
+    if spec.kind is ServerKind.PACKAGE:
+        from shared.package_pods import render_package  # the package-pod translator builds on this one
+
+        return render_package(spec, options)
+    if spec.kind is not ServerKind.CONTAINER or spec.container is None:
+        raise ValueError(f"server '{spec.name}' is kind '{spec.kind.value}': only container and package "
+                         "servers render")
     objects = [_service_account(spec, options)]
     if spec.container.secrets:  # before the Deployment, so new pods find it
         objects.append(_secret(spec, options))
@@ -231,14 +256,34 @@ def render(spec: ServerSpec, options: RenderOptions | None = None) -> list[Obj]:
     return objects + [_pdb(spec, options), _network_policy(spec, options)]
 
 
-GATEWAY_PORT = 8080
+
+def gateway_config(environ: Mapping[str, str]) -> dict[str, str]:
+    """The gateway's settings for its ConfigMap: every `MCPAAS_*` name of `environ` that a
+    `Settings` field reads (the Bicep outputs the postprovision hook has), sorted.
+
+    Raises ValueError for a credential setting (a `SecretStr` field such as
+    `MCPAAS_COSMOS_KEY`): on Azure the gateway authenticates with workload identity, and
+    a ConfigMap is no place for a secret.
+    """
+    from shared.settings import Settings
+
+    fields = {(info.alias or f"MCPAAS_{name}").upper(): info for name, info in Settings.model_fields.items()}
+    config = {name: value for name, value in sorted(environ.items()) if name in fields}
+    secret = sorted(name for name in config if "SecretStr" in str(fields[name].annotation))
+    if secret:
+        raise ValueError(f"credential settings do not go into a ConfigMap: {', '.join(secret)}")
+    return config
 
 
-def render_gateway(image: str, options: RenderOptions | None = None) -> list[Obj]:
-    """The gateway's objects in `options.gateway_namespace`: its Namespace, then what
-    `render` gives a container server (ServiceAccount with workload identity, Deployment,
-    Service, HPA, PDB), except that the Service is a LoadBalancer and the NetworkPolicy
-    admits MCP clients from anywhere on the gateway port: it is the one public entry.
+def render_gateway(image: str, options: RenderOptions | None = None,
+                   config: Mapping[str, str] | None = None) -> list[Obj]:
+    """The gateway's objects in `options.gateway_namespace`: its Namespace, its settings
+    ConfigMap (`config`, see `gateway_config`, plus `MCPAAS_GATEWAY_PACKAGE_PODS=true`:
+    package servers run in their own pods, never in these), then what `render` gives a
+    container server (ServiceAccount with workload identity, Deployment reading the
+    ConfigMap through `envFrom`, Service, HPA, PDB), except that the Service is a
+    LoadBalancer and the NetworkPolicy admits MCP clients from anywhere on the gateway
+    port: it is the one public entry. A settings change rolls the pods (config hash).
     """
     options = options or RenderOptions()
     spec = ServerSpec(name=GATEWAY_NAME, kind=ServerKind.CONTAINER, description="MCPaaS gateway",
@@ -248,14 +293,30 @@ def render_gateway(image: str, options: RenderOptions | None = None) -> list[Obj
     namespace = {"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": scoped.namespace, "labels": {"app.kubernetes.io/managed-by": "mcpaas",
                                                                    "pod-security.kubernetes.io/enforce": "restricted"}}}
+    data = {**(config or {}), "MCPAAS_GATEWAY_PACKAGE_PODS": "true", "MCPAAS_GATEWAY_NAMESPACE": scoped.namespace}
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(spec, scoped), "data": data}
     objects = render(spec, scoped)
-    for obj in objects:
+    for obj in [config_map, *objects]:
         obj["metadata"]["labels"]["app.kubernetes.io/component"] = "gateway"
         if obj["kind"] == "Service":
             obj["spec"]["type"] = "LoadBalancer"
         if obj["kind"] == "NetworkPolicy":
             obj["spec"]["ingress"] = [{"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]}]
-    return [namespace, *objects]
+        if obj["kind"] == "Deployment":
+            _use_config(obj["spec"]["template"], data)
+    deployment = next(i for i, obj in enumerate(objects) if obj["kind"] == "Deployment")
+    return [namespace, *objects[:deployment], config_map, *objects[deployment:]]
+
+
+def _use_config(template: Obj, data: dict[str, str]) -> None:
+    """The gateway's pod template reads its ConfigMap and writes its data dir (audit
+    spill, generated keys) to an emptyDir: the root file system is read-only."""
+    container = template["spec"]["containers"][0]
+    container["envFrom"] = [{"configMapRef": {"name": GATEWAY_NAME}}]
+    container["volumeMounts"].append({"name": "data", "mountPath": GATEWAY_DATA_DIR})
+    template["spec"]["volumes"].append({"name": "data", "emptyDir": {"sizeLimit": "1Gi"}})
+    annotations = template["metadata"]["annotations"]
+    annotations[CONFIG_HASH_ANNOTATION] = sha256_of([annotations[CONFIG_HASH_ANNOTATION], data])
 
 
 def manifest_hash(spec: ServerSpec, options: RenderOptions | None = None) -> str:

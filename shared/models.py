@@ -453,6 +453,8 @@ class OperationJob(BaseModel):
     revision: int = 0
     spec: dict[str, Any] | None = None
     rollback_to: int | None = None  # the revision whose spec a rollback re-applies
+    # the spec runs as Kubernetes objects (`shared.manifests.in_cluster`), decided when accepted
+    in_cluster: bool = False
 
 
 class ShareList(_Strict):

@@ -173,6 +173,30 @@ def _governance_paths() -> dict[str, Any]:
     }
 
 
+_COST_ROW = {"type": "object", "required": ["calls", "input_tokens", "output_tokens", "total_tokens"],
+             "additionalProperties": {"type": ["string", "number"]}}
+_COST_PARAMS = [_param("group_by", "query"), *(_param(name, "query") for name in ("server", "actor", "tool", "model")),
+                *(_param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until"))]
+_ANY_OBJECTS = {"type": "array", "items": {"type": "object"}}
+
+
+def _cost_paths() -> dict[str, Any]:
+    """`/api/costs` (FR-026) and `/api/quota*` (FR-028): docs/costs-and-quota.md."""
+    costs = _object(["group_by", "since", "until", "items"], group_by={"type": "array", "items": {"type": "string"}},
+                    since={"type": "string"}, until={"type": "string"},
+                    items={"type": "array", "items": _COST_ROW})
+    costs["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return {
+        "/api/costs": {"get": _op("getCosts", {"200": costs}, params=_COST_PARAMS, problems=(400, 404))},
+        "/api/quota": {"get": _op("getQuota", {"200": _object(
+            ["threshold", "window_seconds", "bucket_seconds", "items"], threshold={"type": "number"},
+            window_seconds={"type": "integer"}, bucket_seconds={"type": "integer"}, items=_ANY_OBJECTS)})},
+        "/api/quota/advisories": {"get": _op("listQuotaAdvisories", {"200": _object(["items"], items=_ANY_OBJECTS)},
+                                             params=[_param("state", "query", {"enum": ["open", "cleared"]}),
+                                                     _param("deployment", "query")], problems=(400,))},
+    }
+
+
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document as a JSON-ready dict: every `/api` route, its 401/403
     answers, and the bearer (JWT or API key) and `X-API-Key` security schemes."""
@@ -187,5 +211,5 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "info": {"title": "MCPaaS control plane", "version": "0.1.0"},
             "servers": [{"url": server_url}],
             "security": [{"bearer": []}, {"apiKey": []}],
-            "paths": {**_server_paths(), **_governance_paths()},
+            "paths": {**_server_paths(), **_governance_paths(), **_cost_paths()},
             "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES}}

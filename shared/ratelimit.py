@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
@@ -105,16 +106,20 @@ class RateLimiter:
 
     Args:
         storage_uri: `memory://` or a Redis URL.
+        storage_options: more `redis.from_url` arguments for a Redis URL
+            (`shared.redis_auth.redis_options`: the Entra ID credential provider on Azure).
         per_identity / per_server / per_tool: limit strings such as ``"120/minute"``;
             None disables that scope. Raises ValueError for an unparsable string.
     """
 
     def __init__(self, storage_uri: str = "memory://", *, per_identity: str | None = None,
-                 per_server: str | None = None, per_tool: str | None = None) -> None:
+                 per_server: str | None = None, per_tool: str | None = None,
+                 storage_options: dict[str, Any] | None = None) -> None:
         # a moving window is exact: a counter approximation lets a burst through when it
         # straddles a window boundary, which is the moment an attacker would pick
         self._local = LocalWindows() if storage_uri.startswith("memory://") else None
-        self._limiter = None if self._local else MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._limiter = None if self._local else MovingWindowRateLimiter(
+            storage_from_string(storage_uri, **(storage_options or {})))
         limits = {"identity": per_identity, "server": per_server, "tool": per_tool}
         # only the configured scopes, parsed once
         self._limits = [(scope, item, float(item.get_expiry()))

@@ -188,9 +188,10 @@ def finish_operation(store: DocumentStore, *, name: str, operation_id: str, succ
     if succeeded:
         server.status, server.status_reason, server.revision = ServerStatus.RUNNING, "", revision
         server.endpoint = endpoint
-        # the gateway proxies a container server's public endpoint to its in-cluster Service
+        # the gateway proxies the public endpoint of a server with pods of its own (container,
+        # package on a Kubernetes target) to its in-cluster Service
         server.upstream_url = (manifests.service_url(server.spec, manifests.options_from_settings().namespace)
-                               if server.spec.container is not None else None)
+                               if manifests.in_cluster(server.spec) else None)
     else:
         server.status, server.status_reason = ServerStatus.ERROR, reason[:2000]
     server.operation_id = None

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
             extra line costs throughput).
         gateway_url: base URL the control plane uses to reach the gateway
             (defaults to ``http://{gateway_host}:{gateway_port}``).
+        gateway_replica_url: this gateway replica's own base URL as the other replicas
+            reach it, for session hops (docs/replicas.md); on Kubernetes
+            ``http://$(POD_IP):8080`` from the downward API. Defaults to ``gateway_url``.
         api_url: base URL clients use to reach the control plane.
         max_body_bytes: largest accepted REST request body, in bytes (1 MiB); the
             triggers enforce it so the caller gets a 400 naming the body.
@@ -97,6 +100,18 @@ class Settings(BaseSettings):
             ``limits`` strings (``"600/minute"``): per caller, per caller and server, per
             caller, server and tool; empty disables one. Stored in ``redis_url`` when set
             (shared by replicas), else in memory.
+        gateway_single_server / gateway_single_server_spec: single-server mode (issue 11
+            item 4, docs/kubernetes.md): the process serves only this `package` server at
+            ``/mcp``, from this ServerSpec JSON (a package-server pod's ConfigMap sets both).
+        gateway_image: the gateway image a package-server pod runs (set where the control
+            plane has a Kubernetes target; the postprovision hook sets the one it built).
+        gateway_package_pods: the shared gateway never starts a package server's children:
+            it serves package servers only through their own pods (`upstream_url`), and
+            refuses (422) one that has none. Set in the gateway's ConfigMap on Kubernetes.
+        secrets_mount_dir: a directory of files, one per secret (a mounted Kubernetes
+            Secret); when set the secret store reads references there (package-server pods).
+        redis_entra: authenticate to ``redis_url`` with Entra ID tokens of
+            ``DefaultAzureCredential`` (Azure Cache for Redis with access keys disabled).
         gateway_sandbox: how stdio children and install steps run (issue 10,
             docs/sandbox.md): ``bwrap`` (bubblewrap; default on Linux) or ``none``
             (default elsewhere; refuses team-owned servers not opted in by
@@ -158,6 +173,7 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     gateway_access_log: bool = False
     gateway_url_override: str | None = Field(default=None, alias="MCPAAS_GATEWAY_URL")
+    gateway_replica_url: str | None = None
     api_url_override: str | None = Field(default=None, alias="MCPAAS_API_URL")
     max_body_bytes: int = 1024 * 1024
     host_max_body_bytes: int = 100 * 1024 * 1024
@@ -176,6 +192,12 @@ class Settings(BaseSettings):
     gateway_max_sessions_per_server: int = Field(default=64, ge=1)
     gateway_warm_pool_size: int = Field(default=0, ge=0)
     gateway_stream_after_seconds: float = Field(default=1.0, ge=0)
+    # single-server mode of a package-server pod (issue 11 item 4, docs/kubernetes.md)
+    gateway_single_server: str | None = None
+    gateway_single_server_spec: str | None = None
+    gateway_image: str | None = None
+    gateway_package_pods: bool = False
+    secrets_mount_dir: Path | None = None
     # sandbox of stdio children and install steps (issue 10, docs/sandbox.md)
     gateway_sandbox: Literal["bwrap", "none"] = Field(
         default_factory=lambda: "bwrap" if sys.platform.startswith("linux") else "none")
@@ -188,6 +210,7 @@ class Settings(BaseSettings):
     sandbox_uid_base: int = Field(default=200_000, ge=1000)
     sandbox_uid_count: int = Field(default=100_000, ge=1)
     redis_url: str | None = None
+    redis_entra: bool = False
     # storage adapters (issue 6): only adapter selection may depend on these
     store: Literal["sqlite", "cosmos"] = "sqlite"
     cosmos_endpoint: str | None = None

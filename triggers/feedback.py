@@ -55,7 +55,7 @@ async def post_feedback(req: func.HttpRequest, principal: Principal) -> func.Htt
         response = problem_response(error, instance=req.url)
         response.headers.update(error.headers)
         return response
-    entry = feedback.create(get_store(), request, principal.subject)
+    entry = feedback.create(get_store(), request, principal.subject, settings.data_dir)
     return json_response(entry.model_dump(mode="json"), status=201,
                          headers={"Location": urljoin(req.url, f"/api/feedback/{entry.id}")})
 

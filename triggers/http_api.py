@@ -16,10 +16,10 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared import gateway_client, servers
+from shared import gateway_client, manifests, servers
 from shared.errors import BadRequestError, NotFoundError, validation_errors
 from shared.gateway_client import parse_log_query
-from shared.models import ControlPlaneSpec, OperationJob, Revision, RollbackRequest, Server, ServerKind, ServerSpec
+from shared.models import ControlPlaneSpec, OperationJob, Revision, RollbackRequest, Server, ServerSpec
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission, authorize
 from shared.settings import get_settings
@@ -191,7 +191,7 @@ async def rollback_server(req: func.HttpRequest, client: df.DurableOrchestration
     server, before = servers.accept_update(get_store(), spec, operation_id)
     job = OperationJob(name=name, operation_id=operation_id, actor=principal.subject, action="rollback",
                        revision=server.latest_revision, spec=spec.model_dump(mode="json"),
-                       rollback_to=request.revision)
+                       rollback_to=request.revision, in_cluster=manifests.in_cluster(spec))
     await start_operation(client, "rollback", job, before)
     return _accepted(req, server, operation_id)
 
@@ -212,7 +212,7 @@ async def server_logs(req: func.HttpRequest, principal: Principal) -> func.HttpR
     name = req.route_params["name"]
     server = check_server(principal, Permission.SERVER_READ, name)  # 404 for an unknown server
     tail, since = parse_log_query(req.params)
-    if server.spec.kind is ServerKind.CONTAINER:
+    if manifests.in_cluster(server.spec):  # its own pods: their logs (no shared disk)
         lines = await container_logs(name, tail, since)
     else:
         lines = await gateway_client.server_logs(name, tail, since)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import azure.durable_functions as df
 
-from shared import clearance, servers
+from shared import clearance, manifests, servers
 from shared.errors import UnprocessableError
 from shared.models import OperationJob, Server, ServerKind, ServerSpec
 from shared.secrets import get_secret_store
@@ -34,6 +34,10 @@ def ensure_deployable(spec: ServerSpec, actor: str | None = None) -> None:
     if spec.kind is ServerKind.CONTAINER and get_settings().kubeconfig is None:
         raise UnprocessableError("no Kubernetes target configured: container servers are not supported yet",
                                  errors=[{"field": "kind", "message": "container needs a Kubernetes target"}])
+    if spec.kind is ServerKind.PACKAGE and manifests.in_cluster(spec) and not get_settings().gateway_image:
+        # package servers get their own pods there, which run the gateway image
+        raise UnprocessableError("the Kubernetes target has no gateway image: set MCPAAS_GATEWAY_IMAGE",
+                                 errors=[{"field": "kind", "message": "package needs MCPAAS_GATEWAY_IMAGE"}])
     try:
         clearance.ensure_cleared(spec, get_settings())
     except clearance.ClearanceError as error:
@@ -76,6 +80,7 @@ async def start_deploy(client: df.DurableOrchestrationClient, spec: ServerSpec, 
     else:
         server, before = servers.accept_update(get_store(), spec, operation_id)
     job = OperationJob(name=spec.name, operation_id=operation_id, actor=actor, action=action,
-                       revision=server.latest_revision, spec=spec.model_dump(mode="json"))
+                       revision=server.latest_revision, spec=spec.model_dump(mode="json"),
+                       in_cluster=manifests.in_cluster(spec))
     await start_operation(client, "deploy", job, before)
     return server, operation_id

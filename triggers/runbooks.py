@@ -14,6 +14,7 @@ from shared import feedback, runbooks
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission
 from shared.errors import BadRequestError, NotFoundError, validation_errors
+from shared.models import ServerKind
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers.problems import json_response, problem_handler
@@ -47,8 +48,21 @@ def _wants_json(req: func.HttpRequest) -> bool:
     return "application/json" in accept and MARKDOWN not in accept
 
 
-def _metadata(template: runbooks.Template, summary: dict[str, float | int]) -> dict:
-    return {**template.meta.model_dump(mode="json"), "feedback": summary}
+def _listing(library: dict[str, runbooks.Template], query: RunbookQuery,
+             params: runbooks.RunbookParams) -> list[dict]:
+    """Metadata and feedback summary of the runbooks matching `query` and, for a named
+    server, its kind (with both a role and a scenario: only those with steps for the pair)."""
+    chosen = [library[query.id]] if query.id else list(library.values())
+    chosen = [template for template in chosen if (not query.role or query.role in template.meta.roles)
+              and (not query.scenario or query.scenario in template.meta.scenarios)
+              and (params.server.example or ServerKind(params.server.kind) in template.meta.kinds)]
+    if query.role and query.scenario:
+        kept = {rendered.meta.id for rendered in runbooks.render_runbooks(query.role, query.scenario, params,
+                                                                           query.id, library)}
+        chosen = [template for template in chosen if template.meta.id in kept]
+    summaries = feedback.summaries(get_store(), "runbook")
+    return [{**template.meta.model_dump(mode="json"), "feedback": summaries.get(template.meta.id, feedback.EMPTY)}
+            for template in chosen]
 
 
 @bp.route(route="runbooks", methods=["GET"])
@@ -66,7 +80,6 @@ async def get_runbooks(req: func.HttpRequest, principal: Principal) -> func.Http
     has steps for the role and scenario.
     """
     query = _query(req)
-    store = get_store()
     server = check_server(principal, Permission.SERVER_READ, query.server) if query.server else None
     if server is None:
         check(principal, Permission.SERVER_READ, entity="runbooks")
@@ -75,16 +88,7 @@ async def get_runbooks(req: func.HttpRequest, principal: Principal) -> func.Http
         raise NotFoundError(f"runbook '{query.id}' not found")
     params = runbooks.runbook_params(get_settings(), server)
     if _wants_json(req):
-        chosen = [library[query.id]] if query.id else list(library.values())
-        if query.role and query.scenario:
-            kept = {rendered.meta.id for rendered in runbooks.render_runbooks(query.role, query.scenario, params,
-                                                                               query.id, library)}
-            chosen = [template for template in chosen if template.meta.id in kept]
-        chosen = [template for template in chosen if (not query.role or query.role in template.meta.roles)
-                  and (not query.scenario or query.scenario in template.meta.scenarios)]
-        summaries = feedback.summaries(store, "runbook")
-        return json_response({"items": [_metadata(template, summaries.get(template.meta.id, feedback.EMPTY))
-                                        for template in chosen]})
+        return json_response({"items": _listing(library, query, params)})
     missing = [{"field": name, "message": "required for a Markdown runbook"}
                for name in ("role", "scenario") if getattr(query, name) is None]
     if missing:

@@ -17,7 +17,7 @@
 set -eu
 
 : "${AZURE_RESOURCE_GROUP:?run from azd (azd provision sets it)}"
-: "${AZURE_AKS_CLUSTER_NAME:?}" "${AZURE_CONTAINER_REGISTRY_NAME:?}" "${AZURE_CONTAINER_REGISTRY_ENDPOINT:?}"
+: "${AZURE_AKS_CLUSTER_NAME:?}" "${AZURE_FUNCTION_APP_NAME:?}" "${AZURE_CONTAINER_REGISTRY_NAME:?}" "${AZURE_CONTAINER_REGISTRY_ENDPOINT:?}"
 : "${AZURE_CLIENT_ID:?}" "${AZURE_GATEWAY_DNS_LABEL:?}" "${MCPAAS_GATEWAY_NAMESPACE:?}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 [ -x "$PYTHON" ] || { echo "postprovision: $PYTHON not found: run \`make install\` or set PYTHON" >&2; exit 1; }
@@ -29,6 +29,10 @@ image="$AZURE_CONTAINER_REGISTRY_ENDPOINT/mcpaas-gateway:$tag"
 echo "postprovision: building $image in $AZURE_CONTAINER_REGISTRY_NAME (az acr build, no local Docker)"
 az acr build --registry "$AZURE_CONTAINER_REGISTRY_NAME" --image "mcpaas-gateway:$tag" --file Dockerfile .
 
+# package servers run in pods of this same image (single-server mode, docs/kubernetes.md)
+az functionapp config appsettings set --resource-group "$AZURE_RESOURCE_GROUP" \
+  --name "$AZURE_FUNCTION_APP_NAME" --settings "MCPAAS_GATEWAY_IMAGE=$image" --output none
+
 kubeconfig="$(mktemp)"
 objects="$(mktemp)"
 trap 'rm -f "$kubeconfig" "$objects"' EXIT
@@ -39,10 +43,12 @@ export KUBECONFIG="$kubeconfig"
 
 echo "postprovision: applying the gateway to namespace $MCPAAS_GATEWAY_NAMESPACE"
 # the gateway's pods act as the MCPaaS identity (workload identity federated in aks.bicep)
+# and read their settings from a ConfigMap of the MCPAAS_* outputs in this environment
 MCPAAS_WORKLOAD_CLIENT_ID="$AZURE_CLIENT_ID" "$PYTHON" -c '
-import sys
+import os, sys
 from shared import manifests
-print(manifests.to_yaml(manifests.render_gateway(sys.argv[1], manifests.options_from_settings())))
+print(manifests.to_yaml(manifests.render_gateway(sys.argv[1], manifests.options_from_settings(),
+                                                 manifests.gateway_config(os.environ))))
 ' "$image" > "$objects"
 # a new Azure RBAC for Kubernetes assignment takes up to 5 minutes to reach the cluster
 attempt=1

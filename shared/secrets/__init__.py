@@ -18,7 +18,12 @@ from shared.settings import Settings, get_settings
 
 def create_secret_store(settings: Settings) -> SecretStore:
     """The secret-store adapter for `settings`: Key Vault (``DefaultAzureCredential``,
-    i.e. managed identity on Azure) when `key_vault_url` is set, else the embedded store."""
+    i.e. managed identity on Azure) when `key_vault_url` is set, else the embedded store;
+    a package-server pod reads its mounted Secret (`secrets_mount_dir`, `shared.secrets.mounted`)."""
+    if settings.secrets_mount_dir is not None:
+        from shared.secrets.mounted import MountedSecretStore
+
+        return MountedSecretStore(settings.secrets_mount_dir)
     if settings.key_vault_url:
         from azure.identity import DefaultAzureCredential  # the SDKs load only when chosen
 

@@ -68,21 +68,30 @@ def run_hook(name: str, tmp_path: Path, drop: str | None = None,
 
 
 def test_postprovision_builds_the_image_and_applies_the_rendered_gateway(tmp_path: Path) -> None:
-    done, calls = run_hook("postprovision.sh", tmp_path)
+    done, calls = run_hook("postprovision.sh", tmp_path, MCPAAS_STORE="cosmos")
     assert done.returncode == 0, done.stderr
     build = re.match(r"az acr build --registry acrtest --image mcpaas-gateway:(\S+) --file Dockerfile \.$", calls[0])
     assert build, calls
-    assert calls[1].startswith("az aks get-credentials --resource-group rg-test --name aks-test")
-    assert calls[2].startswith("kubelogin convert-kubeconfig --login azurecli")
-    assert calls[3].startswith("kubectl apply --server-side")
+    # the control plane renders package-server pods with the image just built
+    assert calls[1] == ("az functionapp config appsettings set --resource-group rg-test --name func-test "
+                        f"--settings MCPAAS_GATEWAY_IMAGE=acrtest.azurecr.io/mcpaas-gateway:{build.group(1)} "
+                        "--output none")
+    assert calls[2].startswith("az aks get-credentials --resource-group rg-test --name aks-test")
+    assert calls[3].startswith("kubelogin convert-kubeconfig --login azurecli")
+    assert calls[4].startswith("kubectl apply --server-side")
     objects = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text()))
     assert objects[0] == {**objects[0], "kind": "Namespace"} and objects[0]["metadata"]["name"] == "gw-test"
     account = next(o for o in objects if o["kind"] == "ServiceAccount")
     assert account["metadata"]["namespace"] == "gw-test"
     assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == ENV["AZURE_CLIENT_ID"]
     deployment = next(o for o in objects if o["kind"] == "Deployment")
-    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image == f"acrtest.azurecr.io/mcpaas-gateway:{build.group(1)}"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"acrtest.azurecr.io/mcpaas-gateway:{build.group(1)}"
+    # the gateway's settings: the MCPAAS_* outputs in azd's environment, through a ConfigMap
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+    assert config["data"]["MCPAAS_GATEWAY_NAMESPACE"] == "gw-test" and config["data"]["MCPAAS_STORE"] == "cosmos"
+    assert config["data"]["MCPAAS_GATEWAY_PACKAGE_PODS"] == "true"
     annotate = next(c for c in calls if c.startswith("kubectl annotate"))
     assert "--namespace gw-test service --selector app.kubernetes.io/component=gateway" in annotate
     assert annotate.endswith("service.beta.kubernetes.io/azure-dns-label-name=mcpaas-gw-abc")

@@ -36,8 +36,8 @@ CONTROL_PLANE = ["store", "cosmos_endpoint", "auth_mode", "entra_jwks_url", "ent
                  "gateway_namespace", "servicebus_namespace"]
 # the gateway also shares locks, ready flags and rate limits through Redis
 GATEWAY = ["store", "cosmos_endpoint", "auth_mode", "entra_jwks_url", "entra_issuers", "entra_audiences",
-           "entra_allowed_tenants", "control_plane_principals", "key_vault_url", "redis_url", "gateway_namespace",
-           "auth_scopes_supported"]
+           "entra_allowed_tenants", "control_plane_principals", "key_vault_url", "redis_url", "redis_entra",
+           "gateway_namespace", "auth_scopes_supported"]
 
 
 def env_name(field: str) -> str:
@@ -173,3 +173,44 @@ def test_federated_subject_is_the_service_account_render_gateway_renders() -> No
     federation = next(r for r in read_resources(INFRA)
                       if r.type.endswith("/federatedIdentityCredentials"))
     assert federation.value("subject") == "gatewaySubject"
+
+
+# sample values of main.bicep's module outputs and parameters its MCPAAS_* outputs use
+OUTPUT_SAMPLES = {
+    **PARAMS, "entraAudience": "api://mcpaas", "cosmos.outputs.endpoint": PARAMS["cosmosEndpoint"],
+    "keyVault.outputs.uri": PARAMS["keyVaultUri"], "identity.outputs.principalId": PRINCIPAL,
+    "redis.outputs.url": "rediss://redis-mcpaas-x.redis.cache.windows.net:6380", "gatewayUrl": PARAMS["gatewayUrl"],
+    "gatewayNamespace": PARAMS["gatewayNamespace"], "functionApp.outputs.url": "https://func-mcpaas-x.azurewebsites.net",
+    "serviceBus.outputs.fullyQualifiedNamespace": PARAMS["serviceBusNamespace"],
+}
+
+
+def output_environment() -> dict[str, str]:
+    """The MCPAAS_* outputs of main.bicep as the postprovision hook's environment has them."""
+    def value(expression: str) -> str:
+        if expression.startswith("'"):
+            return re.sub(r"\$\{([\w.]+)\}", lambda m: OUTPUT_SAMPLES[m.group(1)], expression.strip("'"))
+        return OUTPUT_SAMPLES[expression]
+    return {name: value(expr) for name, expr in outputs().items() if name.startswith("MCPAAS_")}
+
+
+def test_gateway_configmap_carries_every_setting_the_gateway_needs(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    objects = manifests.render_gateway("img", manifests.RenderOptions(gateway_namespace=PARAMS["gatewayNamespace"]),
+                                       manifests.gateway_config(output_environment()))
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    missing = [env_name(field) for field in GATEWAY if env_name(field) not in config["data"]]
+    assert not missing
+    container = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+    # what the pods load from it: the Azure adapters, Redis with Entra ID, package servers in pods
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in config["data"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MCPAAS_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.store == "cosmos" and settings.auth_mode.value == "entra"
+    assert settings.redis_url and settings.redis_url.startswith("rediss://") and settings.redis_entra
+    assert settings.gateway_package_pods and settings.gateway_namespace == PARAMS["gatewayNamespace"]
+    authenticator_from_settings(settings, SQLiteDocumentStore(tmp_path / "store.sqlite"))

@@ -18,6 +18,7 @@ import redis
 
 from shared.models import PackageSource, ServerSpec
 
+from gateway.provision import install_location
 from tests.integration.gateway.helpers import INIT, JSON_ONLY, REPO_ROOT, GatewayUnderTest
 
 pytestmark = pytest.mark.asyncio
@@ -87,8 +88,25 @@ async def test_cold_burst_across_two_replicas_installs_once(
         "provision.install_begin", "provision.install_complete", "provision.mounted",
         "provision.start"]
     flag = redis.Redis.from_url(redis_url, decode_responses=True)
-    assert flag.get("mcp-ready:cold") and 600 <= flag.ttl("mcp-ready:cold") <= 3600
-    assert flag.get("mcp-lock:cold") is None
+    # both replicas share one disk here: one install location, one flag naming it
+    key = f"cold@{install_location(replicas[0].settings.servers_dir)}"
+    assert flag.keys("mcp-*") == [f"mcp-ready:{key}"] and 600 <= flag.ttl(f"mcp-ready:{key}") <= 3600
+
+
+async def test_replicas_on_their_own_disks_each_install_and_flag_their_own_location(
+        make_gateway: Callable[..., GatewayUnderTest], redis_url: str, tmp_path: Path) -> None:
+    """Two pods with per-pod install directories: a ready flag of one says nothing about
+    the other's disk, so each installs once on its own (issue 11 item 3)."""
+    replicas = [make_gateway(redis_url=redis_url, data_dir=tmp_path / f"pod-{i}") for i in range(2)]
+    counters = [gw.settings.servers_dir / "own" / "installs.txt" for gw in replicas]
+    replicas[0].put(installing_echo("own", tmp_path / "installs.txt"))
+    async with httpx.AsyncClient(timeout=60) as http:
+        for gw in (replicas[0], replicas[1], replicas[0]):
+            assert (await http.post(gw.mcp_url("own"), json=INIT, headers=JSON_ONLY)).status_code == 200
+    assert (tmp_path / "installs.txt").read_text().count("x") == 2  # once per disk, not per request
+    assert all(counter.parent.is_dir() for counter in counters)
+    flags = redis.Redis.from_url(redis_url, decode_responses=True).keys("mcp-ready:own@*")
+    assert sorted(flags) == sorted(f"mcp-ready:own@{install_location(gw.settings.servers_dir)}" for gw in replicas)
 
 
 async def test_embedded_mode_installs_once(gateway: GatewayUnderTest, tmp_path: Path) -> None:

@@ -103,3 +103,31 @@ async def test_without_a_spill_dir_overflow_is_refused_and_counted(tmp_path):
     for doc in calls(5):
         buffer.record(doc)
     assert buffer.pending == 3 and buffer.refused == 2 and metric(registry, "refused") == 2
+
+
+async def test_cost_captures_are_prepared_off_the_request_path_and_spill_as_documents(tmp_path):
+    """Cost events (issue 12, FR-026) ride the same writer: raw captures are queued, turned
+    into documents by `prepare`, spilled as documents while the store is down, replayed once."""
+    from shared import costs
+
+    store = SQLiteDocumentStore(tmp_path / "store.sqlite")
+    flaky = FlakyStore(store)
+    buffer = AuditBuffer(flaky, costs.CONTAINER, spill_dir=tmp_path / "spill", max_backoff_s=0.05,
+                         prepare=costs.prepare)
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"m": "x"}}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "abcdefgh"}]}})
+    captures = [costs.capture(server="echo", actor=f"a{n % 2}", scope="", model="m", message=call, status=200,
+                              latency_ms=1.0, bytes_in=10, bytes_out=len(body), body=body.encode()) for n in range(300)]
+    buffer.start()
+    flaky.down = True
+    for capture in captures:
+        buffer.record(capture)
+    await asyncio.sleep(0.3)
+    [spill] = (tmp_path / "spill").glob("cost_events.*.jsonl")
+    spilled = [json.loads(line) for line in spill.read_text().splitlines()]
+    assert len(spilled) == 300 and {d["output_tokens"] for d in spilled} == {2}
+    flaky.down = False
+    assert await buffer.drain(timeout_s=5)
+    await buffer.stop()
+    stored = store.query(costs.CONTAINER)
+    assert sorted(d["id"] for d in stored) == sorted(c.id for c in captures) and buffer.refused == 0
