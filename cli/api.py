@@ -132,6 +132,16 @@ class ControlPlane:
         """One catalog entry with its ready `spec` and `server_json` (`GET /api/catalog/{name}`)."""
         return self._request("GET", f"/api/catalog/{quote(name, safe='')}").json()
 
+    def read(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON of `GET path` (a path under the control plane, e.g. `/api/audit`); `None`
+        values of `params` are left out."""
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        return self._request("GET", path, params=query).json()
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke an API key (`DELETE /api/keys/{id}`); the revoked record."""
+        return self._request("DELETE", f"/api/keys/{quote(key_id, safe='')}").json()
+
     def create_key(self, request: dict[str, Any]) -> dict[str, Any]:
         """A new API key (`POST /api/keys`): `{"key": plaintext (shown once), "record": ...}`."""
         return self._request("POST", "/api/keys", json=request).json()

@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from cli import render
+from cli.output import Format, OutputOpt, emit
 from cli.state import CliState
 
 METRICS = ("calls", "input_tokens", "output_tokens", "total_tokens", "errors", "latency_ms")
 
 
-def costs_table(body: dict[str, Any]) -> Table:
+def costs_table(body: dict[str, Any]) -> Table | str:
     """The rows of `GET /api/costs` as a table: the group fields, then the metrics."""
+    if not body["items"]:
+        return "No tool calls in that range."
     table = Table(title=f"costs {body['since'][:19]} .. {body['until'][:19]} UTC")
     for column in (*body["group_by"], *METRICS):
         table.add_column(column, justify="right" if column in METRICS else "left")
@@ -35,7 +36,7 @@ def costs(ctx: typer.Context,
           tool: Annotated[str | None, typer.Option(help="Only this tool.")] = None,
           model: Annotated[str | None, typer.Option(help="Only this model deployment.")] = None,
           as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (for a spreadsheet).")] = False,
-          as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False) -> None:
+          output: OutputOpt = Format.TABLE) -> None:
     """Show tool calls, estimated tokens and errors grouped by server, caller, tool or day."""
     params = {key: value for key, value in {"group_by": group_by, "since": since, "until": until,
                                             "server": server, "actor": actor, "tool": tool,
@@ -44,9 +45,5 @@ def costs(ctx: typer.Context,
         body = client.get_costs(params, csv=as_csv)
     if isinstance(body, str):
         typer.echo(body, nl=False)
-    elif as_json:
-        typer.echo(json.dumps(body, indent=2))
-    elif body["items"]:
-        render.out().print(costs_table(body))
     else:
-        render.out().print("No tool calls in that range.")
+        emit(body, output, costs_table)

@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 
+# what to do next, by HTTP status of the control plane's answer
+HINTS = {401: " (log in: `mcpaas login --user NAME --role Developer` for the local platform, or pass an "
+              "Entra access token with --token / MCPAAS_TOKEN)",
+         403: " (your role or team may not do this; ask an Admin or the server's owner team for a share)"}
+
+
 class CliError(Exception):
     """A failure to print as one message (plus optional field errors) and exit."""
 
@@ -33,7 +39,7 @@ class ApiError(CliError):
                  errors: list[dict[str, str]] | None = None,
                  body: dict[str, Any] | None = None) -> None:
         message = f"{title}: {detail}" if detail else title
-        super().__init__(message, errors)
+        super().__init__(message + HINTS.get(status, ""), errors)
         self.status = status
         self.title = title
         self.detail = detail
@@ -44,5 +50,6 @@ class UnreachableError(CliError):
     """Nothing answers at the control plane URL."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(f"control plane not reachable at {url} (is `mcpaas up` running?)")
+        super().__init__(f"control plane not reachable at {url}. Start the local platform with `mcpaas up` "
+                         "(or `make run`) in another terminal, or point --api-url / MCPAAS_API_URL at yours")
         self.url = url

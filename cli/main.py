@@ -18,6 +18,7 @@ from cli import queue as deploy_queue
 from cli import render, specs
 from cli import runbooks as guidance
 from cli import connect as clients
+from cli import everyday
 from cli.catalog import catalog_app
 from cli.connect import Client
 from cli.output import Format, OutputOpt, emit
@@ -121,12 +122,18 @@ def login(user: Annotated[str, typer.Option(help="Local user name (the token's s
           group: Annotated[list[str] | None, typer.Option(help="Team the user belongs to (repeatable).")] = None,
           data_dir: Annotated[Path, typer.Option(help="Data directory of the local platform.")] = Path(".mcpaas"),
           hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="Token lifetime in hours.")] = 8.0,
-          save: Annotated[bool, typer.Option(help="Save the token for later mcpaas commands.")] = True) -> None:
+          save: Annotated[bool, typer.Option(help="Save the token for later mcpaas commands.")] = True,
+          output: OutputOpt = Format.TABLE) -> None:
     """Mint a token for a local user (local auth mode), print it, and save it for later commands."""
     token = cli_auth.mint_local(data_dir, user, role, groups=group or [], lifetime_s=int(hours * 3600))
-    typer.echo(token)
-    if save:
-        render.err().print(f"Saved for later mcpaas commands in {cli_auth.save_token(data_dir, token)}")
+    saved = str(cli_auth.save_token(data_dir, token)) if save else None
+    if output is Format.TABLE:
+        typer.echo(token)  # alone on stdout, so `$(mcpaas login ...)` captures it
+        if saved:
+            render.err().print(f"Saved for later mcpaas commands in {saved}")
+        return
+    emit({"token": token, "user": user, "roles": [r.value for r in role], "groups": group or [],
+          "expires_in_s": int(hours * 3600), "saved": saved}, output, str)
 
 
 # Option types of `deploy`, named so the signature stays readable.
@@ -351,3 +358,4 @@ app.command(name="runbook")(_reports_errors(guidance.runbook))  # issue 14: FR-0
 app.command(name="checklist")(_reports_errors(guidance.checklist))
 app.add_typer(guidance.feedback_app(_reports_errors), name="feedback")
 app.add_typer(catalog_app(_reports_errors, _deploy), name="catalog")  # issue 13: FR-007 (cli/catalog.py)
+everyday.register(app, _reports_errors)  # issue 13 item 5: logs, events, audit, keys, shares (cli/everyday.py)

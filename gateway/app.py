@@ -143,9 +143,11 @@ async def mcp_endpoint(request: Request) -> Response:
 
 
 async def _hop(request: Request, server: Server) -> Response | None:
-    """The owning replica's answer when the request's session lives on another one."""
+    """The owning replica's answer when the request's session lives on another one (only
+    sessions of this gateway's own children: upstreams hold their sessions themselves)."""
     replicas = _gateway(request).replicas
-    if server.spec.kind == ServerKind.PACKAGE and (owner := replicas.owner(request)) is not None:
+    local = server.spec.kind == ServerKind.PACKAGE and not server.upstream_url
+    if local and (owner := replicas.owner(request)) is not None:
         return await replicas.forward(request, owner)
     return None
 
@@ -332,7 +334,8 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     launcher = Launcher(sandbox, create_secret_store(settings))
     http = default_client()
     replicas = Replicas(settings.gateway_replica_url or settings.gateway_url,
-                        open_directory(settings.redis_url), http)
+                        open_directory(settings.redis_url, redis_options(settings.redis_url, settings.redis_entra)),
+                        http)
     sessions = SessionRegistry(launcher, id_prefix=replicas.session_prefix,
                                max_sessions=settings.gateway_max_sessions_per_server,
                                idle_seconds=settings.gateway_session_idle_seconds,

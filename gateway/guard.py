@@ -326,7 +326,7 @@ def build_guard(settings: Settings, store: DocumentStore, sessions: SessionRegis
                for container in ("invocations", "audit")}
     cost_events = (AuditBuffer(store, costs.CONTAINER, spill_dir=settings.audit_spill_dir,
                                spill_max_bytes=settings.audit_spill_max_bytes, metrics=AUDIT_METRICS,
-                               prepare=costs.prepare)
+                               prepare=costs.prepare, capacity=costs.QUEUE_CAPACITY)
                    if settings.cost_events else None)
     return Guard(auth, sessions, limiter_from_settings(settings),
                  invocations=buffers["invocations"], decisions=buffers["audit"],

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from starlette.requests import Request
@@ -94,12 +94,13 @@ class LocalDirectory:
 
 class RedisDirectory:
     """Replica addresses as expiring Redis keys (`redis.asyncio`); errors surface as
-    `redis` exceptions. `url`: e.g. `redis://host:6379/0`."""
+    `redis` exceptions. `url`: e.g. `redis://host:6379/0`; `options`: more
+    `redis.from_url` arguments (`shared.redis_auth.redis_options`: Entra ID on Azure)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         import redis.asyncio  # only deployments with Redis pay for the import
 
-        self._redis = redis.asyncio.from_url(url, decode_responses=True)
+        self._redis = redis.asyncio.from_url(url, decode_responses=True, **(options or {}))
 
     async def register(self, replica_id: str, url: str) -> None:
         await self._redis.set(REPLICA_PREFIX + replica_id, url, ex=REPLICA_TTL_SECONDS)
@@ -119,9 +120,9 @@ class RedisDirectory:
         await self._redis.aclose()
 
 
-def open_directory(redis_url: str | None) -> ReplicaDirectory:
+def open_directory(redis_url: str | None, options: dict[str, Any] | None = None) -> ReplicaDirectory:
     """`RedisDirectory` when a URL is configured, else `LocalDirectory`."""
-    return RedisDirectory(redis_url) if redis_url else LocalDirectory()
+    return RedisDirectory(redis_url, options) if redis_url else LocalDirectory()
 
 
 def forwarded(request: Request) -> bool:

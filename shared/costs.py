@@ -37,8 +37,10 @@ CONTAINER = "cost_events"
 # request header naming the model deployment a call is charged to (else the spec's `model`)
 MODEL_HEADER = "mcpaas-model"
 # Bodies up to this size are kept with the capture and parsed by the writer; a larger
-# one is parsed at capture time, so the queue never holds more than this per call.
-DEFERRED_BODY_MAX = 64 * 1024
+# one is parsed at capture time. With `QUEUE_CAPACITY` captures in memory at most (more
+# go to the spill file while the store lags), the queue holds at most 64 MiB of bodies.
+DEFERRED_BODY_MAX = 16 * 1024
+QUEUE_CAPACITY = 4096
 CHARS_PER_TOKEN = 4
 GROUPS = ("server", "actor", "tool", "day", "model", "scope")
 METRICS = ("calls", "input_tokens", "output_tokens", "total_tokens", "bytes_in", "bytes_out",

@@ -25,11 +25,11 @@ import azure.durable_functions as df
 import azure.functions as func
 from kubernetes.client.exceptions import ApiException
 
-from shared import kubernetes, servers
+from shared import kubernetes, manifests, servers
 from shared.auth.principal import Principal
 from shared.auth.rbac import Permission
 from shared.errors import BadRequestError, MCPaaSError, UnprocessableError
-from shared.models import Server, ServerKind, ServerStatus
+from shared.models import Server, ServerStatus
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers.problems import json_response, problem_handler
@@ -53,11 +53,11 @@ class ClusterUnavailableError(MCPaaSError):
 
 
 def ensure_container(server: Server) -> None:
-    """Raise UnprocessableError (422) unless `server` is a container server: other kinds
-    have no Kubernetes objects."""
-    if server.spec.kind is not ServerKind.CONTAINER:
+    """Raise UnprocessableError (422) unless `server` has pods: a container server, or a
+    package server on a Kubernetes target (`manifests.in_cluster`); others have no objects."""
+    if not manifests.in_cluster(server.spec):
         raise UnprocessableError(f"server '{server.name}' is a {server.spec.kind.value} server: "
-                                 "Kubernetes diagnostics exist for container servers only")
+                                 "Kubernetes diagnostics exist for servers with pods only")
 
 
 async def _from_cluster(call: Callable[..., T], *args: Any) -> T:
@@ -108,7 +108,7 @@ def reconcile(store_servers: list[Server]) -> int:
     """
     updated = 0
     for server in store_servers:
-        if server.spec.kind is not ServerKind.CONTAINER or server.status is ServerStatus.STOPPED:
+        if not manifests.in_cluster(server.spec) or server.status is ServerStatus.STOPPED:
             continue
         try:
             seen = kubernetes.observe(server.name)

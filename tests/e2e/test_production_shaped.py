@@ -3,7 +3,7 @@ control plane and two gateway replicas behind a round-robin proxy, on the Cosmos
 emulator, Redis and Entra-mode auth against a local OIDC issuer, no disk shared.
 
 Deploy, call through either replica, keep a session while its requests hop replicas
-(POST, the GET SSE stream, DELETE), recover from a killed server process, read the logs,
+(POST, the GET SSE stream, DELETE, and the legacy HTTP+SSE messages), recover from a killed server process, read the logs,
 roll back, delete; and the refusals: a session of a replica that is gone, a forged
 replica prefix, a request that claims to be a hop already.
 """
@@ -90,11 +90,23 @@ async def test_a_session_hops_replicas_and_survives_a_killed_server(run: Product
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
 
+    # legacy HTTP+SSE: the stream on one replica, the messages posted to the other
+    with admin.stream("GET", f"{run.replicas[0]}/servers/echo/sse", headers={"accept": "text/event-stream"}) as sse:
+        lines = sse.iter_lines()
+        endpoint = next(line for line in lines if line.startswith("data: /servers/echo/messages"))[6:]
+        posted = admin.post(f"{run.replicas[1]}{endpoint}", json=INIT)
+        assert posted.status_code == 202, posted.text
+        assert "protocolVersion" in next(line for line in lines if line.startswith("data: {"))
+
     # the owner's child killed mid-session: the next request, through the other replica, works
     owner_pids = pids_of(admin, run.replicas[0])
     assert owner_pids and not pids_of(admin, run.replicas[1])
     for pid in owner_pids:
         os.kill(pid, signal.SIGKILL)
+    for _ in range(100):  # the next request after the owner noticed the crash
+        if not set(owner_pids) & set(pids_of(admin, run.replicas[0])):
+            break
+        time.sleep(0.05)
     assert echoed(call(admin, run.replicas[1], session, "after the kill", 20)) == "after the kill"
 
     # no affinity needed, no forwarding to addresses a client picks

@@ -12,7 +12,6 @@ total each one-minute point reports; `throttle` answers the next requests 429 wi
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit

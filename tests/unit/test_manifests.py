@@ -84,8 +84,12 @@ def test_manifest_hash_follows_rendered_objects_or_spec_json():
     assert manifests.manifest_hash(spec()) != manifests.manifest_hash(spec(), RenderOptions(namespace="other"))
     package = ServerSpec(name="time", kind="package", package={"command": "mcp-server-time"})
     assert manifests.manifest_hash(package) == manifests.sha256_of(package.model_dump(mode="json"))
-    with pytest.raises(ValueError, match="only container servers render"):
+    # a package server renders as its own pod only with the gateway image to run
+    with pytest.raises(ValueError, match="MCPAAS_GATEWAY_IMAGE"):
         manifests.render(package)
+    remote = ServerSpec(name="far", kind="remote", remote={"url": "https://mcp.example.com/mcp"})
+    with pytest.raises(ValueError, match="only container and package servers render"):
+        manifests.render(remote)
 
 
 def test_yaml_round_trips_and_service_url_names_the_service():

@@ -166,3 +166,13 @@ def test_azure_errors_reach_the_activity_for_its_retry():
     fake.throttle = 100
     with pytest.raises(HttpResponseError):
         activities.azure_usage([ACCOUNT], AT, 60, 60, FakeCredential(), transport=fake, retry_total=1)
+
+
+def test_quota_queries_are_served_by_indexes(store):
+    since = AT.isoformat()
+    for filters, ranges in (({"kind": "advisory"}, None), ({"kind": "advisory", "deployment": "gpt-4o"}, None),
+                            ({"kind": "sample"}, {"at": (since, None)})):
+        plan = store.explain(quota.CONTAINER, filters, order_by="at", descending=True, ranges=ranges)
+        assert all(step.startswith("SEARCH documents USING INDEX") for step in plan), (filters, plan)
+    plan = store.explain("cost_events", {"model": "gpt-4o"}, ranges={"id": ("0", "f")})  # attribution, embedded usage
+    assert all(step.startswith("SEARCH documents USING INDEX") for step in plan), plan

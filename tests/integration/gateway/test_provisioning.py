@@ -90,7 +90,8 @@ async def test_cold_burst_across_two_replicas_installs_once(
     flag = redis.Redis.from_url(redis_url, decode_responses=True)
     # both replicas share one disk here: one install location, one flag naming it
     key = f"cold@{install_location(replicas[0].settings.servers_dir)}"
-    assert flag.keys("mcp-*") == [f"mcp-ready:{key}"] and 600 <= flag.ttl(f"mcp-ready:{key}") <= 3600
+    assert flag.keys("mcp-ready:*") == [f"mcp-ready:{key}"] and 600 <= flag.ttl(f"mcp-ready:{key}") <= 3600
+    assert flag.keys("mcp-lock:*") == []
 
 
 async def test_replicas_on_their_own_disks_each_install_and_flag_their_own_location(
@@ -99,12 +100,11 @@ async def test_replicas_on_their_own_disks_each_install_and_flag_their_own_locat
     the other's disk, so each installs once on its own (issue 11 item 3)."""
     replicas = [make_gateway(redis_url=redis_url, data_dir=tmp_path / f"pod-{i}") for i in range(2)]
     counters = [gw.settings.servers_dir / "own" / "installs.txt" for gw in replicas]
-    replicas[0].put(installing_echo("own", tmp_path / "installs.txt"))
+    replicas[0].put(installing_echo("own", Path("installs.txt")))  # relative: the step's cwd is its own dir
     async with httpx.AsyncClient(timeout=60) as http:
-        for gw in (replicas[0], replicas[1], replicas[0]):
+        for gw in (replicas[0], replicas[1], replicas[0], replicas[1]):
             assert (await http.post(gw.mcp_url("own"), json=INIT, headers=JSON_ONLY)).status_code == 200
-    assert (tmp_path / "installs.txt").read_text().count("x") == 2  # once per disk, not per request
-    assert all(counter.parent.is_dir() for counter in counters)
+    assert [counter.read_text().count("x") for counter in counters] == [1, 1]  # once per disk
     flags = redis.Redis.from_url(redis_url, decode_responses=True).keys("mcp-ready:own@*")
     assert sorted(flags) == sorted(f"mcp-ready:own@{install_location(gw.settings.servers_dir)}" for gw in replicas)
 

@@ -146,17 +146,20 @@ def test_delete_manifests_removes_a_container_servers_objects_only(fake_kube):
     assert not [key for key in fake_kube.kube.objects if key[0] not in ("namespaces", "events")]
     assert call(kubernetes.delete_manifests, job(container_spec(GOOD), 0, "delete")) == 0  # already gone
 
-    package = {"name": "echo", "kind": "package", "package": {"command": "echo"}}
-    servers.accept_create(get_store(), ServerSpec.model_validate(package), "op-echo")
+    remote = {"name": "far", "kind": "remote", "remote": {"url": "https://mcp.example.com/mcp"}}
+    servers.accept_create(get_store(), ServerSpec.model_validate(remote), "op-far")
     before = len(fake_kube.kube.applies), dict(fake_kube.kube.objects)
-    assert call(kubernetes.delete_manifests, job(package, 0, "delete")) == 0
+    assert call(kubernetes.delete_manifests, job(remote, 0, "delete")) == 0
     assert (len(fake_kube.kube.applies), dict(fake_kube.kube.objects)) == before
 
 
-def test_non_container_servers_have_no_kubernetes_diagnostics(fake_kube):
-    package = ServerSpec.model_validate({"name": "echo", "kind": "package", "package": {"command": "echo"}})
-    with pytest.raises(UnprocessableError, match="container servers only"):
-        ensure_container(Server(name="echo", spec=package))
+def test_servers_without_pods_have_no_kubernetes_diagnostics(fake_kube):
+    remote = ServerSpec.model_validate({"name": "far", "kind": "remote", "remote": {"url": "https://mcp.example.com/mcp"}})
+    with pytest.raises(UnprocessableError, match="servers with pods only"):
+        ensure_container(Server(name="far", spec=remote))
+    # a package server on a Kubernetes target has pods of its own (docs/kubernetes.md)
+    ensure_container(Server(name="echo", spec=ServerSpec.model_validate(
+        {"name": "echo", "kind": "package", "package": {"command": "echo"}})))
 
 
 async def test_cluster_failures_become_502(fake_kube, monkeypatch):
