@@ -52,8 +52,10 @@ def entry_details(entry: dict[str, Any]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    variables = lambda group: "; ".join(  # noqa: E731
-        f"{var['name']}{'' if var['required'] else ' (optional)'}" for var in entry[group]) or "-"
+
+    def variables(group: str) -> str:
+        return "; ".join(f"{var['name']}{'' if var['required'] else ' (optional)'}" for var in entry[group]) or "-"
+
     for label, value in (("name", entry["name"]), ("title", entry["title"]), ("description", entry["description"]),
                          ("version", entry["version"] or "-"), ("license", entry["license"] or "-"),
                          ("repository", entry["repository"] or "-"), ("last updated", entry["last_updated"]),

@@ -5,7 +5,6 @@ Behaviour lives by noun: HTTP in `cli.api`, specs in `cli.specs`, polling in
 """
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path

@@ -5,10 +5,11 @@ The gateway writes `<servers_dir>/.logs/<name>.log` (NFR-OPS-006/007): each line
 log lives outside the server's own directory (`<servers_dir>/<name>`, which its
 sandboxed children may write) so a child cannot rewrite or forge its own log; `.logs`
 is no valid server name (DNS-1123 labels start with a letter or digit). Secret values
-of the server are replaced by `REDACTED` before a line is written. The control plane
-serves the log at `GET /api/servers/{name}/logs` through `read_log`. Files rotate once
-at `MAX_LOG_BYTES` (one `.1` generation kept) so a chatty server cannot fill the disk.
-Stdlib only: the control plane imports this too.
+of the server are replaced by `REDACTED` before a line is written. The gateway's admin
+route `GET /admin/servers/{name}/logs` reads the file through `read_log`; the control
+plane's `GET /api/servers/{name}/logs` asks that route (`shared.gateway_client.server_logs`)
+and never opens the file. Files rotate once at `MAX_LOG_BYTES` (one `.1` generation kept)
+so a chatty server cannot fill the disk.
 """
 
 from __future__ import annotations

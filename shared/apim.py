@@ -24,7 +24,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.blobs import ArtifactStore
 from shared.errors import NotFoundError
@@ -63,6 +63,14 @@ class ServiceRef(BaseModel):
         """The ARM id, lower-cased (ARM ids compare case-insensitively)."""
         return (f"/subscriptions/{self.subscription}/resourcegroups/{self.group}/providers/"
                 f"microsoft.apimanagement/service/{self.name}").lower()
+
+
+class RestoreRequest(BaseModel):
+    """Body of `POST /api/apim/restore`: the snapshot id to restore (default: the newest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    snapshot: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
 
 
 class Item(BaseModel):

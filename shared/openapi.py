@@ -11,7 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.apim import RestoreRequest
+from shared.checklists import ChecklistPatch
+from shared.feedback import Feedback, FeedbackRequest, FeedbackStatusChange
+from shared.freshness import Finding
 from shared.models import AuditEvent, ControlPlaneSpec, Revision, RollbackRequest, Server, ServerSpec, ShareList
+from shared.runbooks import RunbookRole, Scenario
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM = {"type": "object", "required": ["type", "title", "status"],
@@ -197,13 +202,89 @@ def _cost_paths() -> dict[str, Any]:
     }
 
 
+_SERVER_NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}
+_CHECKLIST = {"type": "object", "required": ["server", "score", "checked", "total", "items"],
+              "properties": {"server": {"type": "string"}, "score": {"type": "number"},
+                             "checked": {"type": "integer"}, "total": {"type": "integer"},
+                             "updated_at": {"type": ["string", "null"]},
+                             "items": {"type": "array", "items": {"type": "object", "required": [
+                                 "id", "title", "category", "reference", "automatic", "checked"]}}}}
+_RUNBOOK_PARAMS = [_param("role", "query", {"type": "string", "enum": [role.value for role in RunbookRole]}),
+                   _param("scenario", "query", {"type": "string", "enum": [item.value for item in Scenario]}),
+                   _param("server", "query", _SERVER_NAME),
+                   _param("id", "query", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 80})]
+_FEEDBACK_PARAMS = [_param("artifact_kind", "query", {"type": "string", "enum": ["runbook", "template", "catalog"]}),
+                    _param("artifact_id", "query", {"type": "string", "maxLength": 200}),
+                    _param("status", "query", {"type": "string", "enum": ["new", "triaged", "resolved"]}),
+                    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})]
+
+
+def _guidance_paths() -> dict[str, Any]:
+    """Runbooks (FR-009, FR-010), checklists (FR-012), feedback (FR-011) and the catalog
+    (FR-007): docs/runbooks.md, docs/catalog.md."""
+    checklist = {"description": "checklist with readiness score",
+                 "content": {"application/json": {"schema": _CHECKLIST}}}
+    runbooks = {"description": "runbook Markdown, or metadata with Accept: application/json",
+                "content": {"text/markdown": {"schema": {"type": "string"}},
+                            **_object(["items"], items=_ANY_OBJECTS)["content"]}}
+    return {
+        "/api/runbooks": {"get": _op("getRunbooks", {"200": runbooks}, params=_RUNBOOK_PARAMS, problems=(400, 404))},
+        "/api/servers/{name}/checklist": {
+            "parameters": [_NAME],
+            "get": _op("getChecklist", {"200": checklist}, problems=(404,)),
+            "patch": _op("markChecklist", {"200": checklist}, body="ChecklistPatch", problems=(400, 404, 409))},
+        "/api/feedback": {
+            "get": _op("listFeedback", {"200": {"description": "newest first", **_items("Feedback")}},
+                       params=_FEEDBACK_PARAMS, problems=(400,)),
+            "post": _op("postFeedback", {"201": {"description": "recorded",
+                                                 "headers": {"Location": {"schema": {"type": "string"}}},
+                                                 **_json("Feedback")}},
+                        body="FeedbackRequest", problems=(400, 429))},
+        "/api/feedback/{feedback_id}": {
+            "parameters": [_param("feedback_id")],
+            "patch": _op("setFeedbackStatus", {"200": {"description": "the entry", **_json("Feedback")}},
+                         body="FeedbackStatusChange", problems=(400, 404, 409))},
+        "/api/catalog": {"get": _op("listCatalog", {"200": _object(["items"], items=_ANY_OBJECTS)},
+                                    params=[_param("q", "query", {"type": "string", "maxLength": 200})],
+                                    problems=(400,))},
+        "/api/catalog/{name}": {
+            "parameters": [_param("name")],
+            "get": _op("getCatalogEntry", {"200": _object(["name", "spec", "server_json"], name={"type": "string"},
+                                                          spec={"type": "object"}, server_json={"type": "object"})},
+                       problems=(404,))},
+    }
+
+
+def _operations_paths() -> dict[str, Any]:
+    """APIM tier-change restore (FR-027; docs/apim-restore.md) and documentation
+    freshness (NFR-OPS-004). The APIM routes answer 422 while no service is configured."""
+    restore = {"description": "accepted; Location names the restore operation",
+               "headers": {"Location": {"schema": {"type": "string"}}},
+               **_object(["operation_id", "snapshot"], operation_id={"type": "string"},
+                         snapshot={"type": "string"})}
+    snapshots = _object(["service", "items"], service={"type": "string"}, items={"type": "array", "items": {
+        "type": "object", "required": ["id", "sku", "taken_at", "items", "warnings", "artifact", "digest"]}})
+    freshness = _object(["as_of", "max_age_days", "items"], as_of={"type": "string", "format": "date"},
+                        max_age_days={"type": "integer"},
+                        items={"type": "array", "items": {"$ref": "#/components/schemas/Finding"}})
+    return {
+        "/api/apim/restore": {"post": _op("restoreApim", {"202": restore}, body="RestoreRequest",
+                                          problems=(400, 404, 422))},
+        "/api/apim/snapshots": {"get": _op("listApimSnapshots", {"200": snapshots}, problems=(422,))},
+        "/api/freshness": {"get": _op("getFreshness", {"200": freshness}, problems=(400,), params=[
+            _param("as_of", "query", {"type": "string", "format": "date"}),
+            _param("stale", "query", {"type": "boolean"})])},
+    }
+
+
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document as a JSON-ready dict: every `/api` route, its 401/403
     answers, and the bearer (JWT or API key) and `X-API-Key` security schemes."""
     from shared.auth.api_keys import ApiKey, ApiKeyRequest  # shared.auth.api_keys imports shared.models
 
-    schemas = _schemas(Server, Revision, ApiKey, AuditEvent, ShareList)
-    for model in (ApiKeyRequest, RollbackRequest, ControlPlaneSpec, ShareList):
+    schemas = _schemas(Server, Revision, ApiKey, AuditEvent, ShareList, Feedback, Finding)
+    for model in (ApiKeyRequest, RollbackRequest, ControlPlaneSpec, ShareList, ChecklistPatch, FeedbackRequest,
+                  FeedbackStatusChange, RestoreRequest):
         schema = model.model_json_schema(ref_template=_REF, mode="validation")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -211,5 +292,6 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "info": {"title": "MCPaaS control plane", "version": "0.1.0"},
             "servers": [{"url": server_url}],
             "security": [{"bearer": []}, {"apiKey": []}],
-            "paths": {**_server_paths(), **_governance_paths(), **_cost_paths()},
+            "paths": {**_server_paths(), **_governance_paths(), **_cost_paths(), **_guidance_paths(),
+                      **_operations_paths()},
             "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES}}

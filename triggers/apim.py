@@ -21,7 +21,6 @@ from urllib.parse import urljoin
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared import apim as snapshots
 from shared.auth.principal import Principal
@@ -41,14 +40,6 @@ RESOURCE_WRITE = "Microsoft.Resources.ResourceWriteSuccess"
 SERVICE_WRITE = "microsoft.apimanagement/service/write"
 EXPORT_SCHEDULE = "0 0 * * * *"  # NCRONTAB, UTC: hourly, at minute 0
 SYSTEM_ACTOR = "apim-tier-change"
-
-
-class RestoreRequest(BaseModel):
-    """Body of `POST /api/apim/restore`: the snapshot id to restore (default: the newest)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    snapshot: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
 
 
 def _service_id() -> str:
@@ -122,7 +113,7 @@ async def restore_apim(req: func.HttpRequest, client: df.DurableOrchestrationCli
     `apim_restore` operation re-applying that snapshot (default: the newest).
 
     400 for a bad body, 404 for an unknown snapshot, 422 when no service is configured."""
-    request = parse_body(req, RestoreRequest, "restore request")
+    request = parse_body(req, snapshots.RestoreRequest, "restore request")
     service_id = _service_id()
     service = snapshots.ServiceRef.parse(service_id).name.lower()
     index = snapshots.find_index(get_store(), service, request.snapshot)

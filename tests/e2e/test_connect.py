@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import tomllib
 
-import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from typer.testing import CliRunner

@@ -13,13 +13,13 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
 
 from shared.auth.principal import Role
 from tests.e2e.helpers import authed, mcp_client, stored, wait_status
+from tests.webhook import webhook_receiver
 
 pytestmark = pytest.mark.usefixtures("checkout_launchers")  # clearance opt-ins (tests/e2e/conftest.py)
 
@@ -28,32 +28,17 @@ BUCKET_S, WINDOW_S = 2, 6
 LIMITS = {"gpt-4o": {"tokens_per_minute": 600, "requests_per_minute": 10_000}}
 
 
-class Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def quota_settings(monkeypatch):
     """Limits, a short window and a webhook for the platform (read from its environment)."""
-    Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("MCPAAS_QUOTA_LIMITS", json.dumps(LIMITS))
     monkeypatch.setenv("MCPAAS_QUOTA_BUCKET_SECONDS", str(BUCKET_S))
     monkeypatch.setenv("MCPAAS_QUOTA_WINDOW_SECONDS", str(WINDOW_S))
-    monkeypatch.setenv("MCPAAS_QUOTA_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
     for limit in ("SERVER", "IDENTITY"):  # the synthetic load outruns the default gateway rate limits
         monkeypatch.setenv(f"MCPAAS_GATEWAY_RATE_LIMIT_{limit}", "100000/minute")
-    yield Hook.received
-    server.shutdown()
+    with webhook_receiver() as (url, received):
+        monkeypatch.setenv("MCPAAS_QUOTA_WEBHOOK_URL", url)
+        yield received
 
 
 async def load(platform, actor: str, pause_s: float, stop: threading.Event) -> int:

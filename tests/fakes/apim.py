@@ -1,7 +1,7 @@
 """A fake API Management service behind an azure-core transport, for the real
 `ApiManagementClient` (https://learn.microsoft.com/rest/api/apimanagement/).
 
-`FakeApim` is an `azure.core.pipeline.transport.HttpTransport` serving one service:
+`FakeApim` is a `tests.fakes.transport.FakeTransport` serving one service:
 the service resource (GET, PATCH), and under it every entity by path (`apis/x`,
 `apis/x/operations/y`, `.../policies/policy`, `products/p/apis/a`, `namedValues/n`,
 `backends/b`, `loggers/l`, `policies/policy`): PUT, GET, HEAD, and GET of a collection.
@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
-from azure.core.utils import CaseInsensitiveDict
 
 from shared.apim import ServiceRef
-from tests.fakes.arm import ARM, POLL_SOON, FakeCredential, _Closed
+from tests.fakes.arm import FakeCredential
+from tests.fakes.transport import ARM, OPERATIONS, Answer, FakeTransport, error, request_json
 
 SERVICE_ID = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-apim/providers/" \
              "Microsoft.ApiManagement/service/apim-mcpaas"
@@ -42,19 +41,17 @@ DEFAULT_HOST = {"type": "Proxy", "hostName": "apim-mcpaas.azure-api.net", "certi
 
 
 
-class FakeApim(HttpTransport):
+class FakeApim(FakeTransport):
     """The fake service; see the module docstring. `hang`: `(path fragment, release file)`."""
 
     def __init__(self, service_id: str = SERVICE_ID, sku: str = "Developer", state_path: Path | None = None,
                  hang: tuple[str, Path] | None = None) -> None:
+        super().__init__()
         self.ref = ServiceRef.parse(service_id)
         self.state_path, self.hang = state_path, hang
-        self.throttle = 0  # answer this many next requests with 429
-        self.throttled = 0  # requests answered 429 so far
         self.leak_secrets = False  # answer secret named values with their value (worst case)
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.RLock()
-        self._operations: dict[str, list[str]] = {}
         if state_path is not None and state_path.exists():
             self.state = json.loads(state_path.read_text())
         else:
@@ -104,19 +101,6 @@ class FakeApim(HttpTransport):
             self.state["entities"], self.state["updating"] = {}, updating_polls
             self._save()
 
-    # HttpTransport
-    def __enter__(self) -> FakeApim:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
     def send(self, request: Any, **kwargs: Any) -> HttpResponseImpl:
         url = urlsplit(request.url)
         assert f"{url.scheme}://{url.netloc}" == ARM, f"request to another host: {request.url}"
@@ -125,20 +109,17 @@ class FakeApim(HttpTransport):
             if self.state_path is not None and self.state_path.exists():  # another process may have written it
                 self.state = json.loads(self.state_path.read_text())
             self.requests.append((request.method, url.path))
-            if self.throttle:
-                self.throttle -= 1
-                self.throttled += 1
-                return _answer(request, 429, {"error": {"code": "TooManyRequests", "message": "throttled"}},
-                               {"Retry-After": "1"})
-            status, body, headers = self._route(request, url.path.rstrip("/"))
-        return _answer(request, status, body, headers)
+            throttled = self.throttling(request)
+            if throttled:
+                return throttled
+            answer = self._route(request, url.path.rstrip("/"))
+        return self.answer(request, *answer)
 
-    def _route(self, request: Any, path: str) -> tuple[int, Any, dict[str, str]]:
-        if path.startswith("/fake-operations/"):
-            states = self._operations[path]
-            return 200, {"status": states.pop(0) if len(states) > 1 else states[0]}, POLL_SOON
+    def _route(self, request: Any, path: str) -> Answer:
+        if path.startswith(OPERATIONS):
+            return self.poll(path)
         if not path.lower().startswith(self.ref.id):
-            return _error(404, "ResourceNotFound", f"{path} is not this service")
+            return error(404, "ResourceNotFound", f"{path} is not this service")
         relative = path[len(self.ref.id):].lstrip("/")
         if not relative:
             return self._service_request(request)
@@ -148,11 +129,11 @@ class FakeApim(HttpTransport):
         found = self.entities.get(relative.lower())
         if request.method in ("GET", "HEAD"):
             if found is None:
-                return _error(404, "ResourceNotFound", f"{relative} not found")
+                return error(404, "ResourceNotFound", f"{relative} not found")
             return 204 if request.method == "HEAD" else 200, self._shown(relative.lower(), found), {"ETag": '"1"'}
         if request.method == "PUT":
             return self._put(request, relative)
-        return _error(405, "MethodNotAllowed", request.method)
+        return error(405, "MethodNotAllowed", request.method)
 
     def _children(self, collection: str) -> list[dict[str, Any]]:
         depth = collection.count("/") + 1
@@ -175,25 +156,25 @@ class FakeApim(HttpTransport):
         self.writes[key] = self.writes.get(key, 0) + 1
         self._save()
 
-    def _put(self, request: Any, relative: str) -> tuple[int, Any, dict[str, str]]:
+    def _put(self, request: Any, relative: str) -> Answer:
         key = relative.lower()
         created = key not in self.entities
         if key.startswith("products/") and "/apis/" in key:  # a link: its body is the linked API
             api = self.entities.get(f"apis/{key.rsplit('/', 1)[1]}")
             if api is None:
-                return _error(404, "ResourceNotFound", "API not found")
+                return error(404, "ResourceNotFound", "API not found")
             self.entities[key] = {**api, "id": f"{self.ref.id}/{relative}"}
         else:
-            body = _body(request)
+            body = request_json(request)
             self.entities[key] = self._resource(relative, body.get("properties") or {})
         self._record(key)
         self._maybe_hang(key)
         shown = self._shown(key, self.entities[key])
         if key.split("/")[0] in LRO_COLLECTIONS and key.count("/") == 1:
-            return 201 if created else 200, shown, self._operation()
+            return 201 if created else 200, shown, self.start_operation()
         return 201 if created else 200, shown, {}
 
-    def _service_request(self, request: Any) -> tuple[int, Any, dict[str, str]]:
+    def _service_request(self, request: Any) -> Answer:
         service = self.state["service"]
         if request.method == "GET":
             if self.state["updating"] > 0:
@@ -203,20 +184,15 @@ class FakeApim(HttpTransport):
                 self._save()
             return 200, service, {}
         if request.method != "PATCH":
-            return _error(405, "MethodNotAllowed", request.method)
-        body = _body(request)
+            return error(405, "MethodNotAllowed", request.method)
+        body = request_json(request)
         if "sku" in body:
             service["sku"] = body["sku"]
         service["properties"].update({k: v for k, v in (body.get("properties") or {}).items()
                                       if k not in ("provisioningState", "gatewayUrl")})
         self._record("")
         self._maybe_hang("service")
-        return 200, service, self._operation()
-
-    def _operation(self) -> dict[str, str]:
-        operation = f"/fake-operations/{len(self._operations) + 1}"
-        self._operations[operation] = ["InProgress", "Succeeded"]
-        return {"Azure-AsyncOperation": f"{ARM}{operation}", **POLL_SOON}
+        return 200, service, self.start_operation()
 
     def _maybe_hang(self, key: str) -> None:
         if self.hang is None or self.state["hung"] or self.hang[0] not in key:
@@ -228,28 +204,6 @@ class FakeApim(HttpTransport):
         deadline = time.monotonic() + 120
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-
-
-def _body(request: Any) -> dict[str, Any]:
-    raw = getattr(request, "content", None) or getattr(request, "body", None) or b"{}"
-    return json.loads(raw)
-
-
-def _error(status: int, code: str, message: str) -> tuple[int, Any, dict[str, str]]:
-    return status, {"error": {"code": code, "message": message}}, {}
-
-
-def _answer(request: Any, status: int, body: Any, headers: dict[str, str]) -> HttpResponseImpl:
-    content = b"" if request.method == "HEAD" else json.dumps(body).encode()
-    response = HttpResponseImpl(
-        request=request, internal_response=_Closed(), status_code=status, reason=str(status),
-        content_type="application/json",
-        headers=CaseInsensitiveDict({"Content-Type": "application/json", **headers}),
-        # long-running operations' first responses are read as a stream
-        stream_download_generator=lambda pipeline, response, **kwargs: iter([content]))
-    response._content = content
-    response._is_stream_consumed = True
-    return response
 
 
 def fake_connect(fake: FakeApim):

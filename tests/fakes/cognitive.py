@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
 
-from tests.fakes.arm import FakeArm
+from tests.fakes.transport import FakeTransport, error
 
 ACCOUNT = ("/subscriptions/sub-1/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/"
            "accounts/oai-prod")
@@ -41,44 +40,31 @@ def deployment(name: str, capacity: int, tokens_per_minute: int | None = None, r
                            "rateLimits": rules}}
 
 
-class FakeCognitive(HttpTransport):
+class FakeCognitive(FakeTransport):
     """The fake; `requests` lists (method, path, query) of every request served."""
 
     def __init__(self, deployments: list[dict[str, Any]], per_minute: dict[tuple[str, str], float],
                  location: str = "swedencentral") -> None:
+        super().__init__()
         self.deployments, self.per_minute, self.location = deployments, per_minute, location
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
-        self.throttle = 0
-
-    def __enter__(self) -> FakeCognitive:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def send(self, request: Any, **kwargs: Any) -> HttpResponseImpl:
         url = urlsplit(request.url)
         path, query = url.path.rstrip("/"), parse_qs(url.query)
         self.requests.append((request.method, path, query))
         assert request.headers.get("Authorization") == "Bearer fake-arm-token", "unsigned request"
-        if self.throttle:
-            self.throttle -= 1
-            return self._answer(request, 429, {"error": {"code": "TooManyRequests", "message": "slow down"}},
-                                {"Retry-After": "0.01"})
+        throttled = self.throttling(request, retry_after="0.01")
+        if throttled:
+            return throttled
         if path.lower() == ACCOUNT.lower():
-            return self._answer(request, 200, {"id": ACCOUNT, "name": "oai-prod", "location": self.location,
+            return self.answer(request, 200, {"id": ACCOUNT, "name": "oai-prod", "location": self.location,
                                                "kind": "OpenAI", "properties": {}})
         if path.lower() == f"{ACCOUNT}/deployments".lower():
-            return self._answer(request, 200, {"value": self.deployments})
+            return self.answer(request, 200, {"value": self.deployments})
         if path.lower() == f"{ACCOUNT}/providers/microsoft.insights/metrics".lower():
-            return self._answer(request, 200, self._metrics(query))
-        return self._answer(request, 404, {"error": {"code": "NotFound", "message": path}})
+            return self.answer(request, 200, self._metrics(query))
+        return self.answer(request, *error(404, "NotFound", path))
 
     def _metrics(self, query: dict[str, list[str]]) -> dict[str, Any]:
         assert query["aggregation"] == ["Total"] and query["$filter"] == ["ModelDeploymentName eq '*'"], query
@@ -102,5 +88,3 @@ class FakeCognitive(HttpTransport):
                             "unit": "Count", "timeseries": series})
         return {"cost": 0, "timespan": query["timespan"][0], "interval": "PT1M", "value": metrics,
                 "namespace": "Microsoft.CognitiveServices/accounts", "resourceregion": self.location}
-
-    _answer = FakeArm._answer  # the same canned JSON answers as the ARM fake

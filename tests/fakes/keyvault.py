@@ -1,6 +1,6 @@
 """A fake Azure Key Vault (secrets) behind an azure-core transport, for the real SecretClient.
 
-`FakeKeyVault` is an `azure.core.pipeline.transport.HttpTransport` answering the Key
+`FakeKeyVault` is a `tests.fakes.transport.FakeTransport` answering the Key
 Vault secrets REST API (https://learn.microsoft.com/rest/api/keyvault/secrets/):
 `PUT /secrets/{name}` (new version), `GET /secrets/{name}[/{version}]`,
 `DELETE /secrets/{name}` (soft delete), `GET|DELETE /deletedsecrets/{name}` (read,
@@ -13,16 +13,15 @@ Secret names compare case-insensitively, as in Key Vault.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken
-from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
-from azure.core.utils import CaseInsensitiveDict
+
+from tests.fakes.transport import Answer, FakeTransport, error, request_json
 
 VAULT = "https://fake-vault.vault.azure.net"
 TOKEN = "fake-kv-token"
@@ -37,35 +36,15 @@ class StaticTokenCredential:
         return AccessToken(TOKEN, int(time.time()) + 3600)
 
 
-class _Closed:
-    def close(self) -> None:
-        pass
-
-
-def _error(status: int, code: str, message: str) -> tuple[int, Any, dict[str, str]]:
-    return status, {"error": {"code": code, "message": message}}, {}
-
-
-class FakeKeyVault(HttpTransport):
+class FakeKeyVault(FakeTransport):
     """The fake vault; see the module docstring. `secrets[name]` lists versions oldest first."""
 
     def __init__(self, purge_protected: bool = False) -> None:
+        super().__init__()
         self.secrets: dict[str, list[dict[str, Any]]] = {}
         self.deleted: dict[str, list[dict[str, Any]]] = {}
         self.purge_protected = purge_protected
         self.requests: list[tuple[str, str]] = []
-
-    def __enter__(self) -> FakeKeyVault:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def send(self, request: Any, **kwargs: Any) -> HttpResponseImpl:
         url = urlsplit(request.url)
@@ -74,13 +53,11 @@ class FakeKeyVault(HttpTransport):
         assert f"{url.scheme}://{url.netloc}" == VAULT, f"request to another host: {request.url}"
         assert "api-version=" in url.query, "request without api-version"
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self._answer(request, 401, {"error": {"code": "Unauthorized", "message": "no token"}},
-                                {"WWW-Authenticate": CHALLENGE})
-        raw = getattr(request, "content", None) or getattr(request, "body", None) or b"{}"
-        status, body, headers = self._route(request.method, path.split("/")[1:], json.loads(raw))
-        return self._answer(request, status, body, headers)
+            return self.answer(request, 401, {"error": {"code": "Unauthorized", "message": "no token"}},
+                               {"WWW-Authenticate": CHALLENGE})
+        return self.answer(request, *self._route(request.method, path.split("/")[1:], request_json(request)))
 
-    def _route(self, method: str, parts: list[str], body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _route(self, method: str, parts: list[str], body: dict[str, Any]) -> Answer:
         key = parts[1].lower() if len(parts) > 1 else ""
         if parts[0] == "secrets" and len(parts) in (2, 3):
             if method == "PUT" and len(parts) == 2:
@@ -94,21 +71,21 @@ class FakeKeyVault(HttpTransport):
                 return 200, self._deleted_bundle(key), {}
             if method == "DELETE" and len(parts) == 2:
                 if self.purge_protected:
-                    return _error(403, "Forbidden", "purge protection is enabled")
+                    return error(403, "Forbidden", "purge protection is enabled")
                 del self.deleted[key]
                 return 204, None, {}
             if method == "POST" and parts[2:] == ["recover"]:
                 self.secrets[key] = self.deleted.pop(key)
                 return 200, self.secrets[key][-1], {}
         if parts[0] == "deletedsecrets":
-            return _error(404, "SecretNotFound", f"deleted secret {key} not found")
-        return _error(400, "BadParameter", f"{method} /{'/'.join(parts)} is not a secrets operation")
+            return error(404, "SecretNotFound", f"deleted secret {key} not found")
+        return error(400, "BadParameter", f"{method} /{'/'.join(parts)} is not a secrets operation")
 
-    def _set(self, name: str, key: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _set(self, name: str, key: str, body: dict[str, Any]) -> Answer:
         if key in self.deleted:
-            return _error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state")
+            return error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state")
         if not isinstance(body.get("value"), str):
-            return _error(400, "BadParameter", "value is required")
+            return error(400, "BadParameter", "value is required")
         version = uuid.uuid4().hex
         now = int(time.time())
         bundle = {"value": body["value"], "id": f"{VAULT}/secrets/{name}/{version}",
@@ -117,16 +94,16 @@ class FakeKeyVault(HttpTransport):
         self.secrets.setdefault(key, []).append(bundle)
         return 200, bundle, {}
 
-    def _get(self, key: str, version: str | None) -> tuple[int, Any, dict[str, str]]:
+    def _get(self, key: str, version: str | None) -> Answer:
         versions = self.secrets.get(key, [])
         found = [b for b in versions if not version or b["id"].rsplit("/", 1)[1] == version]
         if not found:
-            return _error(404, "SecretNotFound", f"secret {key} (version {version}) not found")
+            return error(404, "SecretNotFound", f"secret {key} (version {version}) not found")
         return 200, found[-1], {}
 
-    def _delete(self, key: str) -> tuple[int, Any, dict[str, str]]:
+    def _delete(self, key: str) -> Answer:
         if key not in self.secrets:
-            return _error(404, "SecretNotFound", f"secret {key} not found")
+            return error(404, "SecretNotFound", f"secret {key} not found")
         self.deleted[key] = self.secrets.pop(key)
         return 200, self._deleted_bundle(key), {}
 
@@ -134,13 +111,3 @@ class FakeKeyVault(HttpTransport):
         latest = {k: v for k, v in self.deleted[key][-1].items() if k != "value"}
         return {**latest, "recoveryId": f"{VAULT}/deletedsecrets/{key}",
                 "deletedDate": int(time.time()), "scheduledPurgeDate": int(time.time()) + 90 * 86400}
-
-    def _answer(self, request: Any, status: int, body: Any, headers: dict[str, str] | None = None) -> HttpResponseImpl:
-        response = HttpResponseImpl(
-            request=request, internal_response=_Closed(), status_code=status, reason=str(status),
-            content_type="application/json",
-            headers=CaseInsensitiveDict({"Content-Type": "application/json", **(headers or {})}),
-            stream_download_generator=None)
-        response._content = b"" if body is None else json.dumps(body).encode()
-        response._is_stream_consumed = True
-        return response

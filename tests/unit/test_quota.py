@@ -6,10 +6,7 @@ transport (tests/fakes/cognitive.py)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -21,6 +18,7 @@ from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 from tests.fakes.arm import FakeCredential
 from tests.fakes.cognitive import ACCOUNT, FakeCognitive, deployment
+from tests.webhook import webhook_receiver
 
 AT = datetime(2026, 12, 1, 12, 0, 30, tzinfo=timezone.utc)
 LIMITS = {"tokens_per_minute": 1000.0, "requests_per_minute": 100.0}
@@ -84,25 +82,10 @@ def test_embedded_usage_sums_cost_events_per_bucket_and_model(store):
     assert [b.tokens_per_minute for b in halves.buckets] == [600, 200, 100, 0, 0]
 
 
-class Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def webhook():
-    Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", Hook.received
-    server.shutdown()
+    with webhook_receiver() as hook:
+        yield hook
 
 
 def test_raise_is_idempotent_audited_notified_and_clear_closes_it(store, tmp_path, webhook):

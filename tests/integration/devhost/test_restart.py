@@ -2,63 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.integration.devhost.conftest import TERMINAL, free_port
+from tests.integration.devhost.conftest import TERMINAL
+from tests.integration.devhost.process import DevhostProcess
 
-REPO = Path(__file__).resolve().parents[3]
 APP = "tests.integration.devhost.sample_app:app"
 
 
-class Process:
-    """A devhost subprocess on a fixed port and data dir."""
+class Process(DevhostProcess):
+    """The sample app's devhost subprocess, with a poll for an orchestration's end."""
 
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
-        self.data_dir, self.port, self.log = data_dir, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-
-    def start(self) -> None:
-        env = {**os.environ, "MCPAAS_DATA_DIR": str(self.data_dir),
-               "MCPAAS_API_PORT": str(self.port), "MCPAAS_API_HOST": "127.0.0.1"}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "devhost", "--app", APP, "--log-level", "warning"],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if self.client.get("/api/hello/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "devhost subprocess did not start"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.client.close()
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        super().__init__(APP, data_dir, log, ready="/api/hello/ready")
 
     def wait(self, instance_id: str, timeout: float = 20) -> dict:
         deadline = time.monotonic() + timeout
@@ -71,7 +32,7 @@ class Process:
 
 @pytest.fixture
 def devhost_process(tmp_path: Path) -> Iterator[Process]:
-    proc = Process(tmp_path / "data", free_port(), tmp_path / "devhost.log")
+    proc = Process(tmp_path / "data", tmp_path / "devhost.log")
     yield proc
     proc.stop()
 
