@@ -12,6 +12,7 @@ from shared.store import open_store
 from shared.telemetry import configure_telemetry
 
 from gateway.app import create_app
+from gateway.sandbox import SandboxUnavailableError
 from gateway.single import create_single_app
 
 # Seconds uvicorn waits for open streams (e.g. idle GET SSE streams) before cancelling
@@ -38,10 +39,11 @@ def main() -> None:
     single-server bridge of one package server (`gateway.single`, a package-server pod)."""
     configure_telemetry("mcpaas-gateway", level=logging.INFO)
     settings = get_settings()
-    if settings.gateway_single_server:
-        app = create_single_app(settings)
-    else:
-        app = create_app(settings, open_store(settings))
+    try:
+        app = create_single_app(settings) if settings.gateway_single_server \
+            else create_app(settings, open_store(settings))
+    except SandboxUnavailableError as exc:  # an install step, not a bug: no traceback
+        raise SystemExit(f"mcpaas gateway: {exc}") from None
     tune_gc()
     # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,

@@ -309,10 +309,15 @@ def render_gateway(image: str, options: RenderOptions | None = None,
 
 
 def _use_config(template: Obj, data: dict[str, str]) -> None:
-    """The gateway's pod template reads its ConfigMap and writes its data dir (audit
+    """The gateway's pod template reads its ConfigMap, knows its own pod address (the
+    replica URL other replicas forward sessions to) and writes its data dir (audit
     spill, generated keys) to an emptyDir: the root file system is read-only."""
     container = template["spec"]["containers"][0]
     container["envFrom"] = [{"configMapRef": {"name": GATEWAY_NAME}}]
+    # each replica's own address, where other replicas forward its sessions (docs/replicas.md)
+    container.setdefault("env", []).extend([
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "MCPAAS_GATEWAY_REPLICA_URL", "value": f"http://$(POD_IP):{GATEWAY_PORT}"}])
     container["volumeMounts"].append({"name": "data", "mountPath": GATEWAY_DATA_DIR})
     template["spec"]["volumes"].append({"name": "data", "emptyDir": {"sizeLimit": "1Gi"}})
     annotations = template["metadata"]["annotations"]

@@ -114,3 +114,11 @@ def test_cli_dry_run_prints_the_rendered_objects_without_a_control_plane(tmp_pat
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert list(yaml.safe_load_all(result.stdout)) == manifests.render(spec(), RenderOptions(namespace="team-a"))
+
+
+def test_gateway_replicas_learn_their_own_pod_address_for_session_forwarding():
+    deployment = next(o for o in manifests.render_gateway("img") if o["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["MCPAAS_GATEWAY_REPLICA_URL"]["value"] == f"http://$(POD_IP):{manifests.GATEWAY_PORT}"
+    assert list(env).index("POD_IP") < list(env).index("MCPAAS_GATEWAY_REPLICA_URL")  # $(VAR) needs it first
