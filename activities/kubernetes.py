@@ -17,7 +17,6 @@ too (events, pod logs, replica counts) live in `shared.kubernetes`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import azure.durable_functions as df
@@ -26,7 +25,7 @@ from kubernetes import client
 from shared import manifests, servers
 from shared.errors import NotFoundError
 from shared.gateway_client import endpoint_of
-from shared.kubernetes import KINDS, SERVER_KINDS, Obj, api_client, call, replica_counts
+from shared.kubernetes import KINDS, SERVER_KINDS, Obj, api_client, call, items, replica_counts
 from shared.models import OperationJob, ServerSpec
 from shared.secrets import get_secret_store, resolve_env
 from shared.settings import get_settings
@@ -140,7 +139,7 @@ def rollout_state(deployment: Obj, pods: list[Obj], events: list[Obj]) -> dict[s
     if problems:
         return {"state": "failed", "reason": "; ".join(problems), **counts}
     current = int(status.get("observedGeneration", 0)) >= int(deployment["metadata"].get("generation", 0))
-    progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {})
+    progressing: Obj = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {})
     if current and progressing.get("reason") == "ProgressDeadlineExceeded":
         return {"state": "failed", "reason": f"rollout missed its progress deadline "
                 f"({spec.get('progressDeadlineSeconds', 600)} s): {progressing.get('message', '')}", **counts}
@@ -157,10 +156,10 @@ def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
     with api_client() as api:
         deployment = call(api, "read", "Deployment", op.name, namespace)
         core = client.CoreV1Api(api)
-        pods = json.loads(core.list_namespaced_pod(namespace, label_selector=manifests.selector(op.name),
-                                                   _preload_content=False).data)["items"]
-        events = json.loads(core.list_namespaced_event(namespace, field_selector="type=Warning",
-                                                       _preload_content=False).data)["items"]
+        pods = items(core.list_namespaced_pod(namespace, label_selector=manifests.selector(op.name),
+                                              _preload_content=False))
+        events = items(core.list_namespaced_event(namespace, field_selector="type=Warning",
+                                                  _preload_content=False))
     names = {pod["metadata"]["name"] for pod in pods}
     # the server document shows the counts while the rollout runs (GET /api/servers/{name})
     servers.record_observation(get_store(), op.name, replica_counts(deployment))

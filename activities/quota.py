@@ -70,9 +70,10 @@ def azure_usage(accounts: list[str], at: datetime, window_s: int, bucket_s: int,
     metrics = MetricsQueryClient(credential, **client_options)
     usages = []
     for account in accounts:
-        parts = parse_resource_id(account)
-        arm = CognitiveServicesManagementClient(credential, parts["subscription"], **client_options)
-        region = arm.accounts.get(parts["resource_group"], parts["name"]).location or quota.LOCAL_REGION
+        parts = parse_resource_id(account)  # values typed str | int; these three are names
+        subscription, group, name = (str(parts[key]) for key in ("subscription", "resource_group", "name"))
+        arm = CognitiveServicesManagementClient(credential, subscription, **client_options)
+        region = arm.accounts.get(group, name).location or quota.LOCAL_REGION
         result = metrics.query_resource(account, [TOKENS_METRIC, REQUESTS_METRIC], timespan=(starts[0], until),
                                         granularity=timedelta(seconds=bucket_s),
                                         aggregations=[MetricAggregationType.TOTAL],
@@ -80,12 +81,14 @@ def azure_usage(accounts: list[str], at: datetime, window_s: int, bucket_s: int,
         totals: dict[tuple[str, str], dict[datetime, float]] = {}
         for metric in result.metrics:
             for series in metric.timeseries:
-                name = next((value for key, value in series.metadata_values.items()
-                             if key.lower() == DEPLOYMENT_DIMENSION.lower()), "")
-                totals[(name, metric.name)] = {point.timestamp: point.total or 0 for point in series.data}
+                deployed = next((value for key, value in series.metadata_values.items()
+                                 if key.lower() == DEPLOYMENT_DIMENSION.lower()), "")
+                totals[(deployed, metric.name)] = {point.timestamp: point.total or 0 for point in series.data}
         scale = 60 / bucket_s
-        for deployment in arm.deployments.list(parts["resource_group"], parts["name"]):
-            tokens, requests = totals.get((deployment.name, TOKENS_METRIC), {}), totals.get((deployment.name, REQUESTS_METRIC), {})
+        for deployment in arm.deployments.list(group, name):
+            assert deployment.name is not None  # ARM names every deployment it lists
+            tokens = totals.get((deployment.name, TOKENS_METRIC), {})
+            requests = totals.get((deployment.name, REQUESTS_METRIC), {})
             usages.append(quota.Usage(deployment=deployment.name, region=region, limits=_limits(deployment), buckets=[
                 quota.Bucket(start=start, tokens_per_minute=tokens.get(start, 0) * scale,
                              requests_per_minute=requests.get(start, 0) * scale) for start in starts]))

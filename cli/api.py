@@ -181,7 +181,8 @@ def problem_error(response: httpx.Response) -> ApiError:
     if not isinstance(body, dict):
         # Not problem+json (e.g. a proxy's HTML page): keep a short excerpt as detail.
         return ApiError(response.status_code, reason, response.text.strip()[:300])
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    listed = body.get("errors")
+    errors = listed if isinstance(listed, list) else []
     field_errors = [{"field": str(e.get("field", "")), "message": str(e.get("message", ""))}
                     for e in errors if isinstance(e, dict)]
     return ApiError(response.status_code, str(body.get("title") or reason),

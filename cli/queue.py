@@ -73,7 +73,7 @@ def _send_to_service_bus(request: dict[str, Any], namespace: str, properties: di
     from azure.servicebus.exceptions import ServiceBusError
 
     message = ServiceBusMessage(json.dumps(request), message_id=request["idempotency_key"],
-                                content_type="application/json", application_properties=properties)
+                                content_type="application/json", application_properties={key: value for key, value in properties.items()})
     try:
         with ServiceBusClient(namespace, credential=DefaultAzureCredential()) as client:
             with client.get_queue_sender(DEPLOY_QUEUE) as sender:

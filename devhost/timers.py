@@ -121,5 +121,9 @@ class TimerScheduler:
         # Like the host: accepted at once, the run happens in the background.
         task = asyncio.create_task(self.fire(target, None))
         self._tasks.append(task)
-        task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+        task.add_done_callback(self._forget)
         return Response(status_code=202)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:  # stop() may have cleared the list already
+            self._tasks.remove(task)

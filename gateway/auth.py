@@ -113,7 +113,7 @@ class GatewayAuth:
 
 
 def _is_api_key(authorization: str | None) -> bool:
-    return bool(authorization) and authorization.partition(" ")[2].strip().startswith(PREFIX)
+    return bool(authorization and authorization.partition(" ")[2].strip().startswith(PREFIX))
 
 
 def metadata_response(settings: Settings, request: Request, name: str) -> Response:

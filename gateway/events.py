@@ -116,8 +116,8 @@ class EventStore:
                 yield item
             if closed:
                 return
-            while (item := await queue.get()) is not None:
-                yield item
+            while (live := await queue.get()) is not None:
+                yield live
         finally:
             if self._live.get(stream) is queue:
                 del self._live[stream]

@@ -10,7 +10,7 @@ renew or release its lock (a replica whose lock expired cannot delete a successo
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 LOCK_PREFIX = "mcp-lock:"
 READY_PREFIX = "mcp-ready:"
@@ -118,7 +118,8 @@ class RedisLocks:
 
     async def ready(self, name: str) -> str | None:
         """See `ProvisionLocks.ready`."""
-        return await self._redis.get(READY_PREFIX + name)
+        # decode_responses=True: replies are str (redis-py types them as bytes | str)
+        return cast("str | None", await self._redis.get(READY_PREFIX + name))
 
     async def mark_ready(self, name: str, value: str, ttl: float) -> None:
         """See `ProvisionLocks.mark_ready` (SET EX)."""

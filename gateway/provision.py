@@ -41,7 +41,7 @@ import anyio.to_thread
 
 from shared import servers
 from shared.errors import ConflictError, NotFoundError
-from shared.models import AuditEvent, Server, ServerStatus
+from shared.models import AuditEvent, AuditResult, Server, ServerStatus
 from shared.store.port import DocumentStore
 
 from gateway.locks import ProvisionLocks
@@ -202,7 +202,7 @@ class Provisioner:
             append_line(launch.log_file, proc.pid, f"install: {line}")
         return code, text
 
-    async def _audit(self, run_id: str, name: str, event: str, result: str,
+    async def _audit(self, run_id: str, name: str, event: str, result: AuditResult,
                      detail: str = "", suffix: str = "") -> None:
         doc = AuditEvent(id=f"{run_id}.{event}{'.' + suffix if suffix else ''}", actor=ACTOR,
                          action=f"provision.{event}", entity=name, result=result,

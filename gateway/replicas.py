@@ -27,7 +27,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 from starlette.requests import Request
@@ -109,12 +109,13 @@ class RedisDirectory:
         await self._redis.delete(REPLICA_PREFIX + replica_id)
 
     async def url_of(self, replica_id: str) -> str | None:
-        return await self._redis.get(REPLICA_PREFIX + replica_id)
+        # decode_responses=True: replies are str (redis-py types them as bytes | str)
+        return cast("str | None", await self._redis.get(REPLICA_PREFIX + replica_id))
 
     async def all(self) -> dict[str, str]:
         keys = [key async for key in self._redis.scan_iter(match=REPLICA_PREFIX + "*", count=100)]
-        urls = await self._redis.mget(keys) if keys else []
-        return {key[len(REPLICA_PREFIX):]: url for key, url in zip(keys, urls) if url}
+        urls = cast("list[str | None]", await self._redis.mget(keys) if keys else [])
+        return {key[len(REPLICA_PREFIX):]: url for key, url in zip(keys, urls, strict=True) if url}
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -12,6 +12,8 @@ Input: `shared.models.ControlPlaneSpec` as JSON. Output: `{"status": "Succeeded"
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.durable_functions as df
 
 from orchestrators.retries import failure_reason
@@ -28,7 +30,9 @@ STEPS = (("resource group", "arm_resource_group"), ("vm size", "arm_vm_size"),
 def provision(context: df.DurableOrchestrationContext):
     """Drive one provision; see the module docstring."""
     spec = context.get_input()
-    state, results, done = {"spec": spec}, {}, []
+    state: dict[str, Any] = {"spec": spec}
+    results: dict[str, Any] = {}
+    done: list[str] = []
     for number, (step, activity) in enumerate(STEPS, start=1):
         context.set_custom_status({"step": step, "number": number, "of": len(STEPS), "done": done})
         try:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 from starlette.requests import Request
 
 from shared.errors import PayloadTooLargeError
 
 # scope key of the request's headers as a dict (built once per request)
 _HEADERS_KEY = "mcpaas.headers"
+
+
+@overload
+def header(request: Request, name: str, default: str) -> str: ...
+@overload
+def header(request: Request, name: str, default: None = None) -> str | None: ...
 
 
 def header(request: Request, name: str, default: str | None = None) -> str | None:

@@ -243,11 +243,12 @@ class AuditBuffer:
 
     def _to_spill(self, items: list[Any], sync: bool = True) -> None:
         docs = self._documents(items)
-        written = self._spill.append(docs, sync) if self._spill is not None else 0
-        if written:
+        spill = self._spill
+        written = spill.append(docs, sync) if spill is not None else 0
+        if spill is not None and written:
             self._counts["spilled"].inc(written)
-            if self._spill not in self._sources:
-                self._sources.append(self._spill)
+            if spill not in self._sources:
+                self._sources.append(spill)
         if written < len(docs):
             self._refuse(len(docs) - written, "spill file full or unavailable")
 

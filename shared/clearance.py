@@ -104,8 +104,8 @@ def _package_problems(spec: ServerSpec, settings: Settings) -> list[dict[str, st
 def _remote_problems(url: str, settings: Settings) -> list[dict[str, str]]:
     try:
         host, _ = url_endpoint(url)
-    except EgressRefused as refused:
-        return [{"field": "remote.url", "message": str(refused)}]
+    except EgressRefused as error:
+        return [{"field": "remote.url", "message": str(error)}]
     host = host.lower()
     if not _matches(host, settings.clearance_remote_hosts):
         return [{"field": "remote.url", "message": f"host '{host}' is not on the clearance allowlist"}]

@@ -87,8 +87,9 @@ def resolve(host: str, port: int) -> list[Address]:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
         raise EgressRefused(f"host '{host}' does not resolve ({error})") from None
-    # sockaddr[0] may carry an IPv6 zone (fe80::1%eth0): the zone does not change the range
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos))
+    # sockaddr[0] may carry an IPv6 zone (fe80::1%eth0): the zone does not change the range;
+    # str(): typeshed allows an int there (AF_CAN and co.), which getaddrinfo never returns for IP
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
 
 
 def url_endpoint(url: str) -> tuple[str, int]:

@@ -15,6 +15,7 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Literal, overload
 
 from pydantic import SecretStr
 
@@ -61,12 +62,25 @@ def _resolve(setting: SecretStr | None, path: Path, create: bool) -> str | None:
     return read_or_create_key(path) if create else read_key(path)
 
 
+# with `create` true (the default) the key exists afterwards, so the result is never None
+@overload
+def host_key(settings: Settings, *, create: Literal[True] = True) -> str: ...
+@overload
+def host_key(settings: Settings, *, create: bool) -> str | None: ...
+
+
 def host_key(settings: Settings, *, create: bool = True) -> str | None:
     """devhost's host (master) key: ``MCPAAS_HOST_KEY`` or ``<data dir>/auth/host-key``.
 
     With `create` false (clients such as the CLI) a missing file gives None.
     """
     return _resolve(settings.host_key, settings.host_key_path, create)
+
+
+@overload
+def metrics_token(settings: Settings, *, create: Literal[True] = True) -> str: ...
+@overload
+def metrics_token(settings: Settings, *, create: bool) -> str | None: ...
 
 
 def metrics_token(settings: Settings, *, create: bool = True) -> str | None:

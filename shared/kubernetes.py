@@ -83,8 +83,16 @@ def call(api: client.ApiClient, verb: str, kind: str, *args: Any, **kwargs: Any)
     return json.loads(response.data or b"{}")
 
 
-def _items(response: Any) -> list[Obj]:
-    return json.loads(response.data)["items"]
+def raw_body(response: Any) -> bytes:
+    """The body of a client call made with `_preload_content=False`: the generated methods
+    are annotated with the model they would build, but such a call returns the urllib3
+    response itself."""
+    return response.data
+
+
+def items(response: Any) -> list[Obj]:
+    """The `items` of a list call made with `_preload_content=False` (see `raw_body`)."""
+    return json.loads(raw_body(response))["items"]
 
 
 def _time(event: Obj) -> datetime | None:
@@ -110,9 +118,9 @@ def _server_events(api: client.ApiClient, name: str, namespace: str) -> list[Clu
     """
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     selector = manifests.selector(name)
-    replica_sets = {rs["metadata"]["name"] for rs in _items(apps.list_namespaced_replica_set(
+    replica_sets = {rs["metadata"]["name"] for rs in items(apps.list_namespaced_replica_set(
         namespace, label_selector=selector, _preload_content=False))}
-    pods = {pod["metadata"]["name"] for pod in _items(core.list_namespaced_pod(
+    pods = {pod["metadata"]["name"] for pod in items(core.list_namespaced_pod(
         namespace, label_selector=selector, _preload_content=False))}
 
     def about_server(involved: Obj) -> bool:
@@ -121,7 +129,7 @@ def _server_events(api: client.ApiClient, name: str, namespace: str) -> list[Clu
             return obj in pods or obj.rsplit("-", 1)[0] in replica_sets
         return obj in replica_sets if kind == "ReplicaSet" else kind in SERVER_KINDS and obj == name
 
-    events = [to_cluster_event(e) for e in _items(core.list_namespaced_event(namespace, _preload_content=False))
+    events = [to_cluster_event(e) for e in items(core.list_namespaced_event(namespace, _preload_content=False))
               if about_server(e.get("involvedObject", {}))]
     oldest = datetime.min.replace(tzinfo=timezone.utc)
     return sorted(events, key=lambda e: e.time or oldest, reverse=True)
@@ -186,13 +194,13 @@ def pod_logs(name: str, tail: int = 100, since: datetime | None = None) -> list[
     lines: list[tuple[datetime, str]] = []
     with api_client() as api:
         core = client.CoreV1Api(api)
-        for pod in _items(core.list_namespaced_pod(namespace, label_selector=manifests.selector(name),
+        for pod in items(core.list_namespaced_pod(namespace, label_selector=manifests.selector(name),
                                                    _preload_content=False)):
             pod_name = pod["metadata"]["name"]
             try:
-                text = core.read_namespaced_pod_log(pod_name, namespace, container="server", tail_lines=tail,
-                                                    since_seconds=since_seconds, timestamps=True,
-                                                    _preload_content=False).data.decode("utf-8", "replace")
+                text = raw_body(core.read_namespaced_pod_log(
+                    pod_name, namespace, container="server", tail_lines=tail, since_seconds=since_seconds,
+                    timestamps=True, _preload_content=False)).decode("utf-8", "replace")
             except ApiException as error:
                 if error.status in (400, 404):  # container waiting to start, or pod just gone
                     continue

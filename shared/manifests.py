@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from shared.models import ContainerSource, ServerKind, ServerSpec
+from shared.models import ContainerAutoscaling, ContainerSource, ServerKind, ServerSpec
 
 CONFIG_HASH_ANNOTATION = "mcpaas.io/config-hash"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -288,7 +288,7 @@ def render_gateway(image: str, options: RenderOptions | None = None,
     options = options or RenderOptions()
     spec = ServerSpec(name=GATEWAY_NAME, kind=ServerKind.CONTAINER, description="MCPaaS gateway",
                       container=ContainerSource(image=image, port=GATEWAY_PORT, path="/",
-                                                autoscaling={"min_replicas": 2, "max_replicas": 10}))
+                                                autoscaling=ContainerAutoscaling(min_replicas=2, max_replicas=10)))
     scoped = RenderOptions(options.gateway_namespace, options.gateway_namespace, options.workload_client_id)
     namespace = {"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": scoped.namespace, "labels": {"app.kubernetes.io/managed-by": "mcpaas",

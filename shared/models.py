@@ -395,6 +395,9 @@ class Revision(BaseModel):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+AuditResult = Literal["accepted", "succeeded", "failed", "allowed", "denied", "refused"]
+
+
 class AuditEvent(BaseModel):
     """One entry of the audit trail (container `audit`, partition key = entity).
 
@@ -409,7 +412,7 @@ class AuditEvent(BaseModel):
     actor: str
     action: str
     entity: str
-    result: Literal["accepted", "succeeded", "failed", "allowed", "denied", "refused"]
+    result: AuditResult
     detail: str = ""
     operation_id: str | None = None
     time: datetime = Field(default_factory=utc_now)

@@ -85,7 +85,7 @@ def _meta(spec: ServerSpec, options: RenderOptions) -> Obj:
 def _container(spec: ServerSpec, image: str) -> Obj:
     assert spec.package is not None
     http = {"port": "mcp", "scheme": "HTTP"}
-    mounts = [{"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[Obj] = [{"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     if spec.package.secrets:
         mounts.append({"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True})
     return {

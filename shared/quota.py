@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -46,6 +47,9 @@ class Bucket(BaseModel):
     start: datetime
     tokens_per_minute: float = 0
     requests_per_minute: float = 0
+
+# the per-minute rates a deployment's limits name (settings `quota_limits`)
+Rate = Literal["tokens_per_minute", "requests_per_minute"]
 
 
 class Usage(BaseModel):
@@ -99,7 +103,7 @@ def _events(store: DocumentStore, model: str, since: datetime, until: datetime) 
     return store.query("cost_events", {"model": model}, ranges={"id": (id_at(since), id_at(until))})
 
 
-def embedded_usage(store: DocumentStore, limits: dict[str, dict[str, int]], at: datetime,
+def embedded_usage(store: DocumentStore, limits: Mapping[str, Mapping[Rate, int]], at: datetime,
                    window_s: int, bucket_s: int) -> list[Usage]:
     """Usage of every deployment in `limits` (settings `quota_limits`) from the cost
     events whose `model` names it: tokens = input + output, requests = events."""
@@ -115,7 +119,7 @@ def embedded_usage(store: DocumentStore, limits: dict[str, dict[str, int]], at: 
             if start in sums:
                 sums[start][0] += event.get("input_tokens", 0) + event.get("output_tokens", 0)
                 sums[start][1] += 1
-        usages.append(Usage(deployment=deployment, limits=dict(limit), buckets=[
+        usages.append(Usage(deployment=deployment, limits={rate: value for rate, value in limit.items()}, buckets=[
             Bucket(start=start, tokens_per_minute=tokens * scale, requests_per_minute=requests * scale)
             for start, (tokens, requests) in sums.items()]))
     return usages

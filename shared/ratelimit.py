@@ -154,6 +154,7 @@ class RateLimiter:
         if self._local is not None:
             allowed, remaining, reset = self._local.hit((scope, *key), item.amount, period)
             return allowed, remaining, max(0, math.ceil(reset))
+        assert self._limiter is not None  # __init__ sets exactly one of _local and _limiter
         allowed = self._limiter.hit(item, scope, *key)
         stats = self._limiter.get_window_stats(item, scope, *key)
         return allowed, stats.remaining, max(0, math.ceil(stats.reset_time - time.time()))

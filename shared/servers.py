@@ -13,7 +13,7 @@ from typing import Any
 
 from shared import manifests
 from shared.errors import ConflictError, NotFoundError
-from shared.models import (AuditEvent, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec, ServerStatus,
+from shared.models import (AuditEvent, AuditResult, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec, ServerStatus,
                            spec_diff, utc_now)
 from shared.store.port import CONTAINERS, Document, DocumentStore
 from shared.telemetry import current_trace_id
@@ -118,7 +118,7 @@ def create_once(store: DocumentStore, container: str, doc: Document) -> Document
 
 
 def audit(store: DocumentStore, *, operation_id: str, actor: str, action: str, entity: str,
-          result: str, detail: str = "", diff: dict[str, dict[str, Any]] | None = None,
+          result: AuditResult, detail: str = "", diff: dict[str, dict[str, Any]] | None = None,
           trace_id: str | None = None) -> None:
     """Record one audit event, once per (operation, result) (FR-005, FR-022).
 

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import _logs as otel_logs
 from opentelemetry import context as otel_context
@@ -33,6 +34,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.util.types import AnyValue
 from pythonjsonlogger.json import JsonFormatter
 
 _configured: str | None = None
@@ -48,14 +50,14 @@ def export_tool_events(provider: otel_logs.LoggerProvider | None) -> None:
     _tool_events = provider.get_logger("mcpaas.audit") if provider is not None else None
 
 
-def emit_tool_called(record: Mapping[str, object]) -> None:
+def emit_tool_called(record: Mapping[str, Any]) -> None:
     """One `ToolCalled` log record of an invocation document (`shared.audit.invocation`):
     attributes `server`, `tool` (absent outside `tools/call`), `method`, `actor`,
     `result`, `latency_ms`, `invocation_id`; trace and span ids come from the current
     span. Costs nothing while no log exporter is configured."""
     if _tool_events is None:
         return
-    attributes = {key: record[key] for key in ("server", "tool", "method", "actor", "result", "latency_ms")
+    attributes: dict[str, AnyValue] = {key: record[key] for key in ("server", "tool", "method", "actor", "result", "latency_ms")
                   if record.get(key) is not None}
     attributes["invocation_id"] = record["id"]
     attributes["microsoft.custom_event.name"] = TOOL_CALLED  # Azure Monitor: a customEvents row

@@ -25,7 +25,7 @@ from shared.auth.principal import Principal
 from shared.auth.rbac import Decision, ForbiddenError, Permission, Share, authorize
 from shared.auth.tokens import AuthenticationError
 from shared import servers
-from shared.models import AuditEvent, Server
+from shared.models import AuditEvent, AuditResult, Server
 from shared.settings import get_settings
 from shared.telemetry import current_trace_id
 from shared.store import get_store
@@ -46,7 +46,7 @@ def authenticate(req: func.HttpRequest) -> Principal:
     return authenticator.authenticate(req.headers.get("Authorization"), req.headers.get("X-API-Key"))
 
 
-def record_decision(principal: Principal | str, action: str, entity: str, result: str, reason: str,
+def record_decision(principal: Principal | str, action: str, entity: str, result: AuditResult, reason: str,
                     diff: dict[str, dict[str, Any]] | None = None) -> None:
     """Append one audit event (`result`: ``allowed``, ``denied``, ``refused`` or
     ``succeeded``) for `entity`, with what a write changed (`diff`, never a secret) and

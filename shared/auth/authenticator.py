@@ -129,6 +129,7 @@ class Authenticator:
             principal, expires = verify_key_expiry(self._store, credential)
             until = min(expires or now + self._api_key_ttl, now + self._api_key_ttl)
         else:
+            assert self._validator is not None  # __init__ refuses a mode other than none without one
             principal, expires = self._validator.verify(credential)
             until = min(expires, now + TOKEN_CACHE_S)
         self.cache.put(key, principal, until)

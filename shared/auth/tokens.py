@@ -135,7 +135,10 @@ class LocalIssuer:
         self.key_path = Path(key_path)
         if not self.key_path.exists():
             self._create_key()
-        self._private = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        private = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        if not isinstance(private, rsa.RSAPrivateKey):  # tokens are signed RS256
+            raise ValueError(f"{self.key_path} does not hold an RSA private key")
+        self._private = private
         public_der = self._private.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.kid = hashlib.sha256(public_der).hexdigest()[:16]

@@ -8,17 +8,12 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from mcp import MCPError
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-from shared.auth.principal import Role
-from shared.models import AccessPolicy
 from shared.telemetry import TOOL_CALLED, export_tool_events
 
-from tests.e2e.helpers import mcp_client
-from tests.integration.gateway.authn import start_local
-from tests.integration.gateway.helpers import echo_spec
+from tests.integration.gateway.authn import allowed_and_denied_calls, start_local
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -38,12 +33,7 @@ def exported() -> Iterator[InMemoryLogRecordExporter]:
 async def test_each_invocation_is_a_tool_called_record_with_its_trace(make_gateway, exported) -> None:
     auth = start_local(make_gateway)
     gw = auth.gateway
-    gw.put(echo_spec().model_copy(update={"access": AccessPolicy(tools={"add": [Role.ADMIN]})}))
-    traced = {**auth.headers("ann", Role.READER), "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
-    async with mcp_client(gw.mcp_url("echo"), traced) as client:
-        await client.call_tool("echo", {"message": "hi"})
-        with pytest.raises(MCPError):
-            await client.call_tool("add", {"a": 1, "b": 2})
+    await allowed_and_denied_calls(auth, TRACE_ID)
     for _ in range(50):
         records = [item.log_record for item in exported.get_finished_logs()]
         calls = [r for r in records if r.attributes.get("method") == "tools/call"]

@@ -15,7 +15,7 @@ from shared.auth.principal import Role
 from shared.models import AccessPolicy, PackageSource, ServerSpec
 
 from tests.e2e.helpers import mcp_client
-from tests.integration.gateway.authn import start_local
+from tests.integration.gateway.authn import allowed_and_denied_calls, start_local
 from tests.integration.gateway.helpers import INIT, JSON_ONLY, REPO_ROOT, echo_spec
 
 
@@ -82,13 +82,8 @@ async def test_api_key_scoped_to_other_servers_is_refused(make_gateway) -> None:
 async def test_invocations_are_recorded(make_gateway) -> None:
     auth = start_local(make_gateway)
     gw = auth.gateway
-    gw.put(echo_spec().model_copy(update={"access": AccessPolicy(tools={"add": [Role.ADMIN]})}))
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    traced = {**auth.headers("ann", Role.READER), "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
-    async with mcp_client(gw.mcp_url("echo"), traced) as client:
-        await client.call_tool("echo", {"message": "hi"})
-        with pytest.raises(MCPError):
-            await client.call_tool("add", {"a": 1, "b": 2})
+    await allowed_and_denied_calls(auth, trace_id)
     for _ in range(50):
         calls = [doc for doc in gw.store.query("invocations", partition_key="echo")
                  if doc["method"] == "tools/call"]

@@ -3,11 +3,14 @@ bearer challenge, versioned ids as references, and purge-protected vaults."""
 
 from __future__ import annotations
 
+from azure.keyvault.secrets._shared import http_challenge_cache
+
 from shared.secrets.keyvault import KeyVaultSecretStore
 from tests.fakes.keyvault import VAULT, FakeKeyVault, StaticTokenCredential
 
 
 def test_references_are_versioned_secret_ids_of_the_vault_and_requests_follow_the_challenge():
+    http_challenge_cache.clear()  # the SDK keeps a vault's challenge process-wide: earlier tests answered it
     vault = FakeKeyVault()
     store = KeyVaultSecretStore(VAULT + "/", StaticTokenCredential(), transport=vault)
     reference = store.put("mcpaas-echo-TOKEN", "v1")
