@@ -83,8 +83,9 @@ async def probe_server(job: dict[str, Any]) -> dict[str, Any]:
                 return {"endpoint": endpoint_of(op.name), "server_name": info.name if info else "",
                         "protocol_version": client.protocol_version}
     except Exception as error:  # any failure to initialize is the deploy's failure reason
-        async with httpx.AsyncClient(timeout=5, headers=_headers()) as http:
-            detail = await _last_error(http, op.name)
+        # a plain httpx client: the MCP client's `http` above is httpx2's, a different type
+        async with httpx.AsyncClient(timeout=5, headers=_headers()) as gateway:
+            detail = await _last_error(gateway, op.name)
         message = f"MCP initialize through the gateway failed: {error!r}"
         raise RuntimeError(f"{message}; gateway: {detail}" if detail else message) from error
 

@@ -8,7 +8,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, overload
 
 import typer
 
@@ -203,6 +203,12 @@ def _enqueue(state: CliState, spec: Any) -> None:
                        f"follow it with `mcpaas status {spec.name}`")
 
 
+@overload
+def _deploy(state: CliState, spec: Any, no_wait: Literal[False], timeout: float) -> dict[str, Any]: ...
+@overload
+def _deploy(state: CliState, spec: Any, no_wait: bool, timeout: float) -> dict[str, Any] | None: ...
+
+
 def _deploy(state: CliState, spec: Any, no_wait: bool, timeout: float) -> dict[str, Any] | None:
     """Create or update `spec` (a validated ServerSpec); the final server unless `no_wait`."""
     with state.client() as client:
@@ -342,7 +348,7 @@ def connect(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server
                            else render.connect_snippets(name, endpoint), soft_wrap=True)
         return
     config = clients.client_config(client, name, endpoint, credential, path)
-    facts = {"server": name, "client": client.value, "url": endpoint, "path": str(config.path)}
+    facts: dict[str, Any] = {"server": name, "client": client.value, "url": endpoint, "path": str(config.path)}
     if write:
         facts["replaced"] = clients.merge(config)
         emit(facts, output, lambda f: f"{'Updated' if f['replaced'] else 'Added'} {name} in {f['path']}")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import NoReturn
+
 from shared.models import Server
 
 from gateway.jsonrpc import Message, is_request, is_response
@@ -130,7 +132,7 @@ class IsolatedLink:
         finally:
             self._reinit = None
 
-    async def _give_up(self) -> None:
+    async def _give_up(self) -> NoReturn:
         await self.session.terminate()
         raise SessionGoneError(self.session.id)
 

@@ -47,7 +47,9 @@ class SessionGoneError(Exception):
 class Link(Protocol):
     """What a session sends through: its own child or its share of a shared child."""
 
-    pids: list[int]
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the child behind the link (read-only in every implementation)."""
 
     async def send(self, message: Message) -> None:
         """Deliver a client message. Raises SessionGoneError when that is impossible."""

@@ -165,7 +165,7 @@ class UpstreamProxy:
                          if (value := upstream.headers.get(name)) is not None}
         chunks = _relay(upstream)
         pending = listing_ids(body) if allows is not None else set()
-        if pending:
+        if pending and allows is not None:
             # Security: the per-tool policy hides tools the caller may not call; an
             # unfiltered listing would reveal them (and invite probing calls).
             chunks = filter_listing(upstream.headers.get("content-type", ""), chunks, pending, allows)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -218,7 +219,7 @@ def _apply(doc: dict[str, Any], facts: Facts, marks: list[Mark], actor: str) -> 
     return changes
 
 
-def sync(store: DocumentStore, facts: Facts, marks: list[Mark] = (), actor: str = "",
+def sync(store: DocumentStore, facts: Facts, marks: Sequence[Mark] = (), actor: str = "",
          attempts: int = 3) -> tuple[dict[str, Any], list[Change]]:
     """Bring the stored checklist of `facts.server` up to date and apply `marks` by `actor`.
 

@@ -97,7 +97,7 @@ class ImageRef:
 def _envelope(event: func.EventGridEvent | Any) -> tuple[str, str, Any]:
     """(id, type, data) of an Event Grid event or a CloudEvent (devhost and the worker
     hand CloudEvents-schema deliveries over as `azure.functions.CloudEvent`)."""
-    event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
+    event_type: str = getattr(event, "event_type", "") or getattr(event, "type", "")
     return event.id, event_type, event.get_json()
 
 

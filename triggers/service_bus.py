@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -51,7 +51,7 @@ from shared.auth.principal import Principal
 from shared.auth.rbac import Permission, authorize
 from shared.auth.tokens import AuthenticationError
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
-from shared.models import ServerSpec, utc_now
+from shared.models import AuditResult, ServerSpec, utc_now
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers.operations import ensure_deployable, start_deploy
@@ -82,7 +82,7 @@ class PoisonMessageError(ValueError):
     """The message can never succeed (unauthenticated, denied, malformed or invalid)."""
 
 
-def _refuse(message_id: str, actor: str, action: str, entity: str, result: str, reason: str) -> NoReturn:
+def _refuse(message_id: str, actor: str, action: str, entity: str, result: AuditResult, reason: str) -> NoReturn:
     """Audit a refusal once per message (redeliveries add nothing) and raise PoisonMessageError."""
     servers.audit(get_store(), operation_id=f"deploy-request.{message_id}", actor=actor, action=action,
                   entity=entity, result=result, detail=f"{reason} (Service Bus message {message_id})")
@@ -125,12 +125,13 @@ def _describe(error: ValueError) -> str:
     return f"(body): {error}"
 
 
-def authorize_request(principal: Principal, spec: ServerSpec, message_id: str) -> str:
+def authorize_request(principal: Principal, spec: ServerSpec, message_id: str) -> Literal["create", "update"]:
     """Decide as `POST /api/servers` (new server) or `PUT /api/servers/{name}` (existing
     one, against its owner team and shares) would; returns ``create`` or ``update``.
 
     Audits the decision; raises PoisonMessageError on a denial.
     """
+    action: Literal["create", "update"]
     try:
         server, _ = servers.load_server(get_store(), spec.name)
     except NotFoundError:

@@ -75,7 +75,7 @@ def test_registry_attach_and_gateway_install(fake_arm):
     assert body["principalId"] == "kubelet-object-id" and body["roleDefinitionId"].endswith(arm.ACR_PULL_ROLE)
 
     applied = call(arm.install_gateway, {"spec": SPEC})["applied"]
-    assert applied == ["Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
+    assert applied == ["Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
                        "PodDisruptionBudget", "NetworkPolicy"]
     service = fake_arm.kube.get("services", "mcpaas-system", "mcpaas-gateway")
     assert service["spec"]["type"] == "LoadBalancer"

@@ -67,8 +67,8 @@ def test_provision_resumes_after_a_failure_at_each_step_creating_everything_once
     assert operation["output"]["results"]["vm size"] == {"vm_size": "Standard_D4as_v5"}
     # every resource was written exactly once over seven runs
     assert sorted(fake_arm.writes.values()) == [1, 1, 1, 1]
-    assert [kind for kind, _, _ in fake_arm.kube.applies] == ["Namespace", "ServiceAccount", "Deployment",
-                                                              "Service", "HorizontalPodAutoscaler",
+    assert [kind for kind, _, _ in fake_arm.kube.applies] == ["Namespace", "ServiceAccount", "ConfigMap",
+                                                              "Deployment", "Service", "HorizontalPodAutoscaler",
                                                               "PodDisruptionBudget", "NetworkPolicy"]
 
 
