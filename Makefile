@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test install bench bench-gateway bench-sandbox bench-production prod-local check-sandbox clean requirements
+.PHONY: run test lint install bench bench-gateway bench-sandbox bench-production prod-local check-sandbox clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -42,8 +42,13 @@ run: install check-sandbox
 	$(VENV)/bin/mcpaas up --port $(API_PORT) --gateway-port $(GATEWAY_PORT) --data-dir $(DATA_DIR) \
 		--deploy catalog/echo/server.yaml
 
-test: install check-sandbox
+test: install check-sandbox lint
 	$(PY) -m pytest
+
+# ruff (style, pyflakes, bugbear) and mypy over the deployables; both read pyproject.toml
+lint: install
+	$(TOOLS_VENV)/bin/ruff check .
+	$(TOOLS_VENV)/bin/mypy
 
 # requirements.txt (what the Functions deployment installs) is rendered from pyproject.toml
 requirements:

@@ -36,7 +36,8 @@ from triggers.catalog import bp as catalog_triggers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (http_api, service_bus, deploy_orchestration, delete_orchestration, store_activities, gateway_activities):
+for blueprint in (http_api, service_bus, deploy_orchestration, delete_orchestration, store_activities,
+                  gateway_activities):
     app.register_functions(blueprint)
 for blueprint in (rollback_orchestration, provision_orchestration, kubernetes_activities, arm_activities,
                   governance):

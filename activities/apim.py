@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, Protocol, overload
 
 import azure.durable_functions as df
 from azure.core.exceptions import ResourceNotFoundError
@@ -41,6 +41,13 @@ RESTORE_COMPLETED = "ApimRestoreCompleted"  # the completion event (NFR-OPS-010)
 _KEYS = "idempotency_keys"
 
 
+class WriteModel(Protocol):
+    """An SDK model class (msrest-style): builds itself from ARM JSON."""
+
+    @classmethod
+    def deserialize(cls, data: Any) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Route:
     """How one kind of entry is read and written: `group` picks the SDK operation group,
@@ -49,12 +56,13 @@ class Route:
 
     pattern: re.Pattern[str]
     group: Callable[[ApiManagementClient], Any]
-    model: type | None
+    model: type[WriteModel] | None
     lro: bool = False
     policy: bool = False
 
 
-def _route(pattern: str, group: Callable[[ApiManagementClient], Any], model: type | None, **flags: bool) -> Route:
+def _route(pattern: str, group: Callable[[ApiManagementClient], Any], model: type[WriteModel] | None,
+           **flags: bool) -> Route:
     return Route(re.compile(pattern.replace("{}", "([^/]+)") + "$"), group, model, **flags)
 
 
@@ -74,7 +82,7 @@ ROUTES = (
 )
 
 
-def _normalize(model: type, source: Any) -> dict[str, Any]:
+def _normalize(model: type[WriteModel], source: Any) -> dict[str, Any]:
     """ARM JSON of `source` (an SDK object) as the write `model` sends it: no read-only fields."""
     return model.deserialize(source.serialize(keep_readonly=True)).serialize()
 
@@ -152,20 +160,28 @@ def _policy_entries(prefix: str, get: Callable[..., Any], *ids: str) -> dict[str
     return {f"{prefix}policies/policy": _normalize(m.PolicyContract, found)} if found else {}
 
 
+def _name(entity: Any) -> str:
+    """A listed entity's name. The SDK declares read-only fields as None until a response
+    fills them, so a type checker would take every listed name for None."""
+    name: str = entity.name
+    return name
+
+
 def _api_items(apim: Apim) -> list[Item]:
     c, rg, name = apim.client, apim.ref.group, apim.ref.name
     items = []
     for api in c.api.list_by_service(rg, name):
-        if api.is_current is False or ";rev=" in api.name:  # revisions other than the current one
+        api_name = _name(api)
+        if api.is_current is False or ";rev=" in api_name:  # revisions other than the current one
             continue
-        key = f"apis/{api.name}"
+        key = f"apis/{api_name}"
         entries = {key: _normalize(m.ApiCreateOrUpdateParameter, api)}
-        entries.update(_policy_entries(f"{key}/", c.api_policy.get, rg, name, api.name))
-        for operation in c.api_operation.list_by_api(rg, name, api.name):
+        entries.update(_policy_entries(f"{key}/", c.api_policy.get, rg, name, api_name))
+        for operation in c.api_operation.list_by_api(rg, name, api_name):
             path = f"{key}/operations/{operation.name}"
             entries[path] = _normalize(m.OperationContract, operation)
-            entries.update(_policy_entries(f"{path}/", c.api_operation_policy.get, rg, name, api.name,
-                                           operation.name))
+            entries.update(_policy_entries(f"{path}/", c.api_operation_policy.get, rg, name, api_name,
+                                           _name(operation)))
         items.append(snapshots.item(key, entries))
     return items
 
@@ -174,10 +190,11 @@ def _product_items(apim: Apim) -> list[Item]:
     c, rg, name = apim.client, apim.ref.group, apim.ref.name
     items = []
     for product in c.product.list_by_service(rg, name):
-        key = f"products/{product.name}"
+        product_name = _name(product)
+        key = f"products/{product_name}"
         entries = {key: _normalize(m.ProductContract, product)}
-        entries.update({f"{key}/apis/{api.name}": {} for api in c.product_api.list_by_product(rg, name, product.name)})
-        entries.update(_policy_entries(f"{key}/", c.product_policy.get, rg, name, product.name))
+        entries.update({f"{key}/apis/{api.name}": {} for api in c.product_api.list_by_product(rg, name, product_name)})
+        entries.update(_policy_entries(f"{key}/", c.product_policy.get, rg, name, product_name))
         items.append(snapshots.item(key, entries))
     return items
 
@@ -194,7 +211,7 @@ def export(apim: Apim) -> Snapshot:
              ("backends", c.backend, m.BackendContract, snapshots.sanitize_backend))
     for collection, group, model, sanitize in kinds:
         for entity in group.list_by_service(rg, name):
-            body = sanitize(entity.name, _normalize(model, entity), warnings)
+            body = sanitize(_name(entity), _normalize(model, entity), warnings)
             if body is not None:
                 items.append(snapshots.item(f"{collection}/{entity.name}", {f"{collection}/{entity.name}": body}))
     policy = _policy_entries("", c.policy.get, rg, name)
@@ -232,6 +249,12 @@ def _snapshot(service: str, snapshot_id: str) -> Snapshot:
 
 def _item(job: dict[str, Any]) -> tuple[Apim, Item]:
     return connect(job["service_id"]), _snapshot(job["service"], job["snapshot"]).item(job["key"])
+
+
+@overload
+def take_snapshot(service_id: str, scheduled: Literal[False] = False) -> dict[str, Any]: ...
+@overload
+def take_snapshot(service_id: str, scheduled: bool) -> dict[str, Any] | None: ...
 
 
 def take_snapshot(service_id: str, scheduled: bool = False) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-from azure.mgmt.containerregistry.models import Registry, Sku
+from azure.mgmt.containerregistry.models import Registry, RegistryProperties, Sku
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice import models as aks
 from azure.mgmt.resource.resources import ResourceManagementClient
@@ -90,7 +90,7 @@ def arm_resource_group(state: dict[str, Any]) -> dict[str, Any]:
     spec, arm = _spec(state)
     group = _existing(lambda: arm.resources.resource_groups.get(spec.resource_group))
     created = group is None
-    if created:
+    if group is None:
         group = arm.resources.resource_groups.create_or_update(
             spec.resource_group, ResourceGroup(location=spec.location, tags=spec.tags))
     return {"resource_group_id": group.id, "created": created}
@@ -139,10 +139,11 @@ def arm_container_registry(state: dict[str, Any]) -> dict[str, Any]:
     spec, arm = _spec(state)
     registry = _existing(lambda: arm.acr.registries.get(spec.resource_group, spec.registry_name))
     created = registry is None
-    if created:
+    if registry is None:
         # SDK models, not dicts: the clients send a dict body verbatim, unmapped to ARM's camelCase
         registry = arm.acr.registries.begin_create(spec.resource_group, spec.registry_name, Registry(
-            location=spec.location, tags=spec.tags, sku=Sku(name="Standard"), admin_user_enabled=False)).result()
+            location=spec.location, tags=spec.tags, sku=Sku(name="Standard"),
+            properties=RegistryProperties(admin_user_enabled=False))).result()
     return {"registry_id": registry.id, "created": created}
 
 
@@ -154,12 +155,13 @@ def cluster_definition(spec: ControlPlaneSpec, vm_size: str) -> aks.ManagedClust
         enable_auto_scaling=True, min_count=spec.min_nodes, max_count=spec.max_nodes)
     return aks.ManagedCluster(
         location=spec.location, tags=spec.tags, identity=aks.ManagedClusterIdentity(type="SystemAssigned"),
-        kubernetes_version=spec.kubernetes_version, dns_prefix=spec.cluster_name,
-        oidc_issuer_profile=aks.ManagedClusterOIDCIssuerProfile(enabled=True),
-        security_profile=aks.ManagedClusterSecurityProfile(
-            workload_identity=aks.ManagedClusterSecurityProfileWorkloadIdentity(enabled=True)),
-        network_profile=aks.ContainerServiceNetworkProfile(network_plugin="azure", network_policy="azure"),
-        agent_pool_profiles=[pool])
+        properties=aks.ManagedClusterProperties(
+            kubernetes_version=spec.kubernetes_version, dns_prefix=spec.cluster_name,
+            oidc_issuer_profile=aks.ManagedClusterOIDCIssuerProfile(enabled=True),
+            security_profile=aks.ManagedClusterSecurityProfile(
+                workload_identity=aks.ManagedClusterSecurityProfileWorkloadIdentity(enabled=True)),
+            network_profile=aks.ContainerServiceNetworkProfile(network_plugin="azure", network_policy="azure"),
+            agent_pool_profiles=[pool]))
 
 
 @bp.activity_trigger(input_name="state")
@@ -169,7 +171,7 @@ def arm_aks_cluster(state: dict[str, Any]) -> dict[str, Any]:
     clusters = arm.aks.managed_clusters
     cluster = _existing(lambda: clusters.get(spec.resource_group, spec.cluster_name))
     created = cluster is None
-    if created:
+    if cluster is None:
         cluster = clusters.begin_create_or_update(spec.resource_group, spec.cluster_name,
                                                   cluster_definition(spec, state["vm_size"])).result()
     kubelet = (cluster.identity_profile or {}).get("kubeletidentity")
@@ -191,7 +193,9 @@ def arm_attach_registry(state: dict[str, Any]) -> dict[str, Any]:
     if _existing(lambda: assignments.get(scope, name)) is not None:
         return {"created": False}
     role = f"/subscriptions/{spec.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}"
-    assignments.create(scope, name, RoleAssignmentCreateParameters(
+    # the flattened arguments are the runtime model's (it sends them under `properties`); mypy
+    # resolves the multi-API `models` module to the 2015-07-01 class, which has no such fields
+    assignments.create(scope, name, RoleAssignmentCreateParameters(  # type: ignore[call-arg]
         role_definition_id=role, principal_id=principal, principal_type="ServicePrincipal"))
     return {"created": True}
 
@@ -205,10 +209,13 @@ def install_gateway(state: dict[str, Any]) -> dict[str, Any]:
     """
     spec, arm = _spec(state)
     result = arm.aks.managed_clusters.list_cluster_user_credentials(spec.resource_group, spec.cluster_name)
+    kubeconfig = result.kubeconfigs[0].value if result.kubeconfigs else None
+    if not kubeconfig:
+        raise RuntimeError(f"cluster {spec.cluster_name} returned no user kubeconfig")
     objects = manifests.render_gateway(spec.gateway_image, manifests.options_from_settings())
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "kubeconfig"
-        path.write_bytes(result.kubeconfigs[0].value)
+        path.write_bytes(kubeconfig)
         with kubernetes.api_client(path) as api:
             applied = [kubernetes.apply(api, obj)["kind"] for obj in objects]
     return {"applied": applied}

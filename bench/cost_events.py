@@ -54,7 +54,8 @@ def _gateway(data: Path, store: SQLiteDocumentStore, emit: bool) -> tuple[str, o
 
 def _prepare_us(message: str) -> float:
     """Microseconds of CPU the costs writer spends on one event like the bench's."""
-    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": message}}}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": message}}}
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": message}]}}).encode()
 
     def once() -> None:

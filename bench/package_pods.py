@@ -58,8 +58,9 @@ async def main() -> None:
     started_targets: list[Target] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            sandbox = {"MCPAAS_GATEWAY_SANDBOX": GATEWAY_ENV["MCPAAS_GATEWAY_SANDBOX"]}
             local = await start_gateway(Path(tmp) / "children", {"everything": SessionMode.ISOLATED},
-                                        {**NO_WARM_POOL, "MCPAAS_GATEWAY_SANDBOX": GATEWAY_ENV["MCPAAS_GATEWAY_SANDBOX"]})
+                                        {**NO_WARM_POOL, **sandbox})
             started_targets.append(local)
             pod = await start_pod(Path(tmp) / "pod")
             started_targets.append(pod)

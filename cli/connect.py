@@ -11,7 +11,8 @@ document them:
 - claude-desktop: ``claude_desktop_config.json`` ``{"mcpServers": {NAME: {"command", "args"}}}``;
   its config file starts stdio servers only, so the entry runs the `supergateway` bridge
   (stdio to Streamable HTTP, with the auth header)
-- inspector: an MCP Inspector ``--config`` file ``{"mcpServers": {NAME: {"type": "streamable-http", "url", "headers"}}}``
+- inspector: an MCP Inspector ``--config`` file
+  ``{"mcpServers": {NAME: {"type": "streamable-http", "url", "headers"}}}``
 - codex: ``~/.codex/config.toml`` ``[mcp_servers.NAME]`` with ``url`` and ``http_headers`` (TOML)
 """
 

@@ -72,8 +72,10 @@ def _send_to_service_bus(request: dict[str, Any], namespace: str, properties: di
     from azure.servicebus import ServiceBusClient, ServiceBusMessage
     from azure.servicebus.exceptions import ServiceBusError
 
+    # a comprehension, not `properties` itself: dict is invariant, the SDK's value type is a wider union
+    application = {key: value for key, value in properties.items()}
     message = ServiceBusMessage(json.dumps(request), message_id=request["idempotency_key"],
-                                content_type="application/json", application_properties={key: value for key, value in properties.items()})
+                                content_type="application/json", application_properties=application)
     try:
         with ServiceBusClient(namespace, credential=DefaultAzureCredential()) as client:
             with client.get_queue_sender(DEPLOY_QUEUE) as sender:

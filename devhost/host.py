@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devhost.clock import Clock
 from devhost.durable.engine import DurableEngine
 from devhost.durable.functions import DurableFunctions
 from devhost.durable.management import ManagementApi, client_binding
@@ -51,8 +52,10 @@ log = logging.getLogger("devhost")
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def create_app(app: func.FunctionApp, settings: Settings) -> Starlette:
+def create_app(app: func.FunctionApp, settings: Settings, clock: Clock | None = None) -> Starlette:
     """Return the Starlette app serving ``app`` (see module docstring).
+
+    ``clock`` drives the timer schedules (:mod:`devhost.clock`; default the wall clock).
 
     ``app.state.engine`` is the :class:`DurableEngine`; ``app.state.client_binding``
     the durable client binding JSON string given to ``durableClient`` parameters.
@@ -66,7 +69,7 @@ def create_app(app: func.FunctionApp, settings: Settings) -> Starlette:
                                         settings.host_max_body_bytes)
     management = ManagementApi(engine, binding, settings.host_max_body_bytes)
     queues = QueueWorker(app, settings.queues_path, binding_json)
-    timers = TimerScheduler(app, binding_json)
+    timers = TimerScheduler(app, binding_json, clock)
     event_grid = EventGridWebhook(app, binding_json)
 
     @contextlib.asynccontextmanager

@@ -9,6 +9,15 @@ Functions host without ``WEBSITE_TIME_ZONE``
 host sends (``Schedule``, ``ScheduleStatus`` with ``Last``/``Next``/``LastUpdated``,
 ``IsPastDue``).
 
+Like the host's timer listener (azure-webjobs-sdk-extensions ``TimerListener``), each
+function keeps a schedule status: a scheduled run is given ``IsPastDue = false`` and the
+status *before* it (``Next`` is the occurrence now firing, ``Last``/``LastUpdated`` the
+previous run, ``0001-01-01T00:00:00`` before the first); afterwards ``Next`` becomes the
+first occurrence after that run, so a run that comes late (the clock jumped past several
+occurrences) fires once, not once per missed occurrence. devhost keeps no status across
+restarts, so it never fires a past-due run. Time comes from a :class:`devhost.clock.Clock`
+(the wall clock unless devhost was built with another).
+
 ``POST /admin/functions/{name}`` runs a timer function now, as the Functions host's admin
 API does (https://learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http);
 it answers 202, or 404 for an unknown function. A run that raises is logged; the schedule
@@ -20,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import azure.functions as func
 from azure.functions import meta
@@ -30,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devhost.clock import Clock, WallClock
 from devhost.invoke import FunctionTarget, collect_targets, invoke
 from devhost.problems import problem
 
@@ -52,12 +64,23 @@ def next_fire(expression: str, after: datetime) -> datetime:
     return schedule.get_next(datetime)
 
 
-def timer_request(last: datetime | None, nxt: datetime, past_due: bool = False) -> func.TimerRequest:
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """The host's per-function schedule status; ``None`` for "never" (the host's
+    ``DateTime.MinValue``)."""
+
+    last: datetime | None
+    next: datetime
+    last_updated: datetime | None
+
+
+def timer_request(status: ScheduleStatus, past_due: bool = False) -> func.TimerRequest:
     """The ``TimerRequest`` the worker builds from the host's timer payload."""
+    def stamp(when: datetime | None) -> str:
+        return (when or datetime.min).isoformat()
     payload = {"Schedule": {"AdjustForDST": True}, "IsPastDue": past_due,
-               "ScheduleStatus": {"Last": (last or datetime.min).isoformat(),
-                                  "Next": nxt.isoformat(),
-                                  "LastUpdated": datetime.now(timezone.utc).isoformat()}}
+               "ScheduleStatus": {"Last": stamp(status.last), "Next": stamp(status.next),
+                                  "LastUpdated": stamp(status.last_updated)}}
     return TimerRequestConverter.decode(meta.Datum(type="json", value=json.dumps(payload)),
                                         trigger_metadata=None)
 
@@ -66,16 +89,19 @@ class TimerScheduler:
     """Fires the app's timer functions on schedule, one asyncio task per function.
 
     Args:
-        app: the FunctionApp; client_json: the durable client binding JSON string.
+        app: the FunctionApp; client_json: the durable client binding JSON string;
+        clock: where the time comes from (default :class:`WallClock`).
     Raises ValueError at construction for an invalid schedule (as the host refuses to start).
     """
 
-    def __init__(self, app: func.FunctionApp, client_json: str) -> None:
+    def __init__(self, app: func.FunctionApp, client_json: str, clock: Clock | None = None) -> None:
         self.targets = collect_targets(app, "timerTrigger")
         for target in self.targets.values():
             parse_schedule(str(target.trigger.schedule))
         self._client_json = client_json
-        self._tasks: list[asyncio.Task[None]] = []
+        self._clock: Clock = clock or WallClock()
+        self._status: dict[str, ScheduleStatus] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         """Start one scheduling task per timer function."""
@@ -91,24 +117,31 @@ class TimerScheduler:
 
     async def _run(self, target: FunctionTarget) -> None:
         expression = str(target.trigger.schedule)
-        last: datetime | None = None
+        status = ScheduleStatus(None, next_fire(expression, self._clock.now()), None)
+        self._status[target.name] = status
         if target.trigger.run_on_startup:
-            await self.fire(target, last)
+            status = self._after(expression, await self.fire(target, status))
         while True:
-            due = next_fire(expression, datetime.now(timezone.utc))
-            await asyncio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
-            await self.fire(target, last)
-            last = due
+            self._status[target.name] = status
+            await self._clock.sleep_until(status.next)
+            ran_at = max(await self.fire(target, status), status.next)  # the host's adjusted time
+            status = self._after(expression, ran_at)
 
-    async def fire(self, target: FunctionTarget, last: datetime | None) -> None:
-        """Run ``target`` once now; an exception is logged, never raised."""
-        nxt = next_fire(str(target.trigger.schedule), datetime.now(timezone.utc))
+    @staticmethod
+    def _after(expression: str, ran_at: datetime) -> ScheduleStatus:
+        return ScheduleStatus(ran_at, next_fire(expression, ran_at), ran_at)
+
+    async def fire(self, target: FunctionTarget, status: ScheduleStatus) -> datetime:
+        """Run ``target`` once now with ``status``; the time the run started. An exception
+        is logged, never raised."""
+        started = self._clock.now()
         try:
-            await invoke(target, timer_request(last, nxt), self._client_json)
+            await invoke(target, timer_request(status), self._client_json)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the schedule continues, like the host
             log.exception("timer function %s raised", target.name)
+        return started
 
     def routes(self) -> list[Route]:
         """``POST /admin/functions/{name}``: run a timer function now."""
@@ -118,12 +151,15 @@ class TimerScheduler:
         target = self.targets.get(request.path_params["name"])
         if target is None:
             return problem(404, "Not Found", f"no timer function named '{request.path_params['name']}'")
-        # Like the host: accepted at once, the run happens in the background.
-        task = asyncio.create_task(self.fire(target, None))
+        # Like the host: accepted at once, the run happens in the background; a manual run
+        # leaves the schedule status as it is.
+        status = self._status.get(target.name) or ScheduleStatus(
+            None, next_fire(str(target.trigger.schedule), self._clock.now()), None)
+        task = asyncio.create_task(self.fire(target, status))
         self._tasks.append(task)
         task.add_done_callback(self._forget)
         return Response(status_code=202)
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
+    def _forget(self, task: asyncio.Task[Any]) -> None:
         if task in self._tasks:  # stop() may have cleared the list already
             self._tasks.remove(task)

@@ -346,7 +346,8 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     provisioner = Provisioner(store, locks, launcher)
     package = PackageEndpoint(sessions, limit, provisioner.ensure,
                               stream_after=settings.gateway_stream_after_seconds)
-    gateway = Gateway(settings=settings, registry=ServerRegistry(store, package_pods=settings.gateway_package_pods), sessions=sessions,
+    registry = ServerRegistry(store, package_pods=settings.gateway_package_pods)
+    gateway = Gateway(settings=settings, registry=registry, sessions=sessions,
                       package=package, legacy=LegacySseEndpoint(package),
                       upstream=UpstreamProxy(http, limit, EgressPolicy.from_settings(settings)), http=http,
                       allowed_origins=parse_origins(settings.gateway_allowed_origins),

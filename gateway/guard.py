@@ -301,7 +301,8 @@ class Guard:
                 if (close := getattr(iterator, "aclose", None)) is not None:
                     await close()
 
-        response.body_iterator = recorded()
+        # streaming responses of several classes (Starlette's, SSE) carry it: found by getattr above
+        response.body_iterator = recorded()  # type: ignore[attr-defined]
         return response
 
     def _remember_remote_session(self, call: Call, response: Response) -> None:

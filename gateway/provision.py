@@ -164,7 +164,7 @@ class Provisioner:
             await self._audit(run_id, server.name, "install_begin", "accepted",
                               f"attempt {attempt}", suffix=str(attempt))
             code, tail = await self._run(server)
-            result = "succeeded" if code == 0 else "failed"
+            result: AuditResult = "succeeded" if code == 0 else "failed"
             await self._audit(run_id, server.name, "install_complete", result,
                               f"attempt {attempt}, exit code {code}: {tail[-500:]}",
                               suffix=str(attempt))

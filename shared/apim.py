@@ -123,7 +123,7 @@ def covers(expected: Any, actual: Any) -> bool:
         return isinstance(actual, dict) and all(covers(value, actual.get(key)) for key, value in expected.items())
     if isinstance(expected, list):
         return (isinstance(actual, list) and len(expected) == len(actual)
-                and all(covers(e, a) for e, a in zip(expected, actual)))
+                and all(covers(e, a) for e, a in zip(expected, actual, strict=True)))
     return expected == actual
 
 

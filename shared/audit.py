@@ -348,8 +348,9 @@ class AuditBuffer:
 
 
 def id_at(moment: datetime, later_ns: int = 0) -> str:
-    """The id prefix (a lower bound of every id) of an instant: the smallest `record_id` of an instant plus `later_ns` (ids start with 16 hex
-    digits of nanoseconds since the epoch; instants outside that span are clamped)."""
+    """The id prefix (a lower bound of every id) of an instant: the smallest `record_id` of
+    an instant plus `later_ns` (ids start with 16 hex digits of nanoseconds since the epoch;
+    instants outside that span are clamped)."""
     nanos = (moment - _EPOCH) // timedelta(microseconds=1) * 1000 + later_ns
     return f"{min(max(nanos, 0), 16 ** 16 - 1):016x}"
 

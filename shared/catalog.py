@@ -289,7 +289,8 @@ def from_registry(document: dict[str, Any], name: str | None = None) -> tuple[En
             "env": [_variable(var) for var in variables if not var.get("isSecret")],
             "secrets": [_variable(var) for var in variables if var.get("isSecret")]})
     except (ValidationError, KeyError) as exc:
-        errors = validation_errors(exc) if isinstance(exc, ValidationError) else [{"field": str(exc), "message": "missing"}]
+        errors = (validation_errors(exc) if isinstance(exc, ValidationError)
+                  else [{"field": str(exc), "message": "missing"}])
         raise CatalogError(f"registry entry '{registry_name}' does not map to a valid entry", errors=errors) from exc
     return meta, spec
 

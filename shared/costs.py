@@ -136,7 +136,8 @@ def _messages(body: Any) -> Iterable[Any]:
 def _response(capture: CostCapture) -> dict[str, Any] | None:
     request_id = capture.message.get("id")
     for message in _messages(capture.body):
-        if isinstance(message, dict) and message.get("id") == request_id and ("result" in message or "error" in message):
+        if (isinstance(message, dict) and message.get("id") == request_id
+                and ("result" in message or "error" in message)):
             return message
     return None
 
@@ -205,7 +206,7 @@ def query_costs(store: DocumentStore, *, group_by: list[str], since: datetime | 
     rows: dict[tuple[str, ...], dict[str, Any]] = {}
     for doc in docs:
         key = tuple(str(doc.get(field) or "") for field in group_by)
-        row = rows.setdefault(key, {**dict(zip(group_by, key)), **dict.fromkeys(METRICS, 0)})
+        row = rows.setdefault(key, {**dict(zip(group_by, key, strict=True)), **dict.fromkeys(METRICS, 0)})
         row["calls"] += 1
         for field in ("input_tokens", "output_tokens", "bytes_in", "bytes_out", "latency_ms"):
             row[field] += doc.get(field) or 0

@@ -41,7 +41,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)([?&](?:code|sig)=)[^&\s\"']+"), rf"\1{REDACTED}"),
     # name=value / name: value / "name": "value" (connection strings, env, JSON); the name
     # may carry a prefix (`GITHUB_TOKEN=`, `AZURE_CLIENT_SECRET=`, `x-api-key:`)
-    (re.compile(rf"(?i)(\b[A-Za-z0-9_.-]*(?:{_SECRET_NAMES})\b[\"']?\s*[=:]\s*[\"']?)[^\s;&,\"'}}]+"), rf"\1{REDACTED}"),
+    (re.compile(rf"(?i)(\b[A-Za-z0-9_.-]*(?:{_SECRET_NAMES})\b[\"']?\s*[=:]\s*[\"']?)[^\s;&,\"'}}]+"),
+     rf"\1{REDACTED}"),
 )
 
 

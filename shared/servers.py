@@ -13,8 +13,8 @@ from typing import Any
 
 from shared import manifests
 from shared.errors import ConflictError, NotFoundError
-from shared.models import (AuditEvent, AuditResult, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec, ServerStatus,
-                           spec_diff, utc_now)
+from shared.models import (AuditEvent, AuditResult, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec,
+                           ServerStatus, spec_diff, utc_now)
 from shared.store.port import CONTAINERS, Document, DocumentStore
 from shared.telemetry import current_trace_id
 

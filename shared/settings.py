@@ -281,8 +281,8 @@ class Settings(BaseSettings):
                      "control_plane_principals", "auth_scopes_supported",
                      "clearance_launchers", "clearance_packages", "clearance_registries",
                      "clearance_remote_hosts", "clearance_refused_launchers", "clearance_package_sources",
-                     "clearance_refused_env", "remote_allowed_networks", "gateway_unsandboxed_teams", "sandbox_read_paths", "quota_accounts",
-                     mode="before")
+                     "clearance_refused_env", "remote_allowed_networks", "gateway_unsandboxed_teams",
+                     "sandbox_read_paths", "quota_accounts", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -57,8 +57,9 @@ def emit_tool_called(record: Mapping[str, Any]) -> None:
     span. Costs nothing while no log exporter is configured."""
     if _tool_events is None:
         return
-    attributes: dict[str, AnyValue] = {key: record[key] for key in ("server", "tool", "method", "actor", "result", "latency_ms")
-                  if record.get(key) is not None}
+    attributes: dict[str, AnyValue] = {
+        key: record[key] for key in ("server", "tool", "method", "actor", "result", "latency_ms")
+        if record.get(key) is not None}
     attributes["invocation_id"] = record["id"]
     attributes["microsoft.custom_event.name"] = TOOL_CALLED  # Azure Monitor: a customEvents row
     _tool_events.emit(event_name=TOOL_CALLED, body=TOOL_CALLED, attributes=attributes,

@@ -125,8 +125,9 @@ def wait_answering(url: str, process: subprocess.Popen, log: Path, timeout: floa
 class ProductionShaped:
     """The whole run under `root`; `start()` then `stop()` (or use it as a context manager).
 
-    `extra_env`: more `MCPAAS_*` settings for every part. Attributes after start: `api` (control plane), `proxy` (the gateway as clients and the
-    control plane reach it), `replicas` (each gateway replica's own base URL), `issuer`.
+    `extra_env`: more `MCPAAS_*` settings for every part. Attributes after start: `api`
+    (control plane), `proxy` (the gateway as clients and the control plane reach it),
+    `replicas` (each gateway replica's own base URL), `issuer`.
     """
 
     def __init__(self, root: Path, replicas: int = 2, extra_env: dict[str, str] | None = None) -> None:

@@ -66,7 +66,8 @@ async def put_shares(req: func.HttpRequest, principal: Principal) -> func.HttpRe
     if expected and expected.strip('"') != doc["_etag"].strip('"'):
         raise PreconditionFailedError(f"server '{name}' changed since version {expected}")
     before = doc.get("shares", [])
-    updated = {**{key: value for key, value in doc.items() if key != "_etag"}, "shares": body.model_dump(mode="json")["items"], "updated_at": utc_now().isoformat()}
+    updated = {**{key: value for key, value in doc.items() if key != "_etag"},
+               "shares": body.model_dump(mode="json")["items"], "updated_at": utc_now().isoformat()}
     stored = store.replace("servers", updated, if_match=doc["_etag"])
     record_decision(principal, "shares.update", name, "succeeded",
                     f"{len(before)} grant(s) replaced by {len(body.items)}",

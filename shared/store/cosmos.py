@@ -5,11 +5,11 @@ Each port container is a Cosmos container of the same name in one database
 
 | container          | partition key | why |
 |--------------------|---------------|-----|
-| `servers`          | `/id`         | read and written one server at a time by name; the etag-guarded claim is a point operation |
+| `servers`          | `/id`         | one server at a time by name; the etag-guarded claim is a point operation |
 | `api_keys`         | `/id`         | looked up one key at a time by its id |
 | `revisions`        | `/server`     | listed per server (history, rollback, delete) in one partition |
 | `audit`            | `/entity`     | "what happened to X" is the question; events of one entity stay together |
-| `invocations`      | `/server`     | per-call telemetry grows with traffic; spreading by server keeps writes parallel and per-server reports single-partition |
+| `invocations`      | `/server`     | high volume: writes spread by server; a per-server report reads one partition |
 | `cost_events`      | `/server`     | cost is reported per server |
 | `feedback`         | `/server`     | feedback is read per server |
 | `checklists`       | `/server`     | one production-readiness checklist per server |

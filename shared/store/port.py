@@ -39,6 +39,11 @@ INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "cost_events": (("id",), ("tool", "id"), ("actor", "id"), ("model", "id")),
     # quota samples and advisories (shared.quota): newest per kind, per deployment
     "quota_samples": (("kind", "at"), ("kind", "deployment", "at")),
+    # feedback (shared.feedback): newest first, by artifact kind, status or artifact id; by id alone
+    # (PATCH /api/feedback/{id} knows no partition); apim_snapshots and checklists only read
+    # within one partition, which the primary key serves
+    "feedback": (("id",), ("artifact_kind", "id"), ("artifact_kind", "status", "id"), ("status", "id"),
+                 ("artifact_id", "id")),
 }
 
 # field -> (lower bound, inclusive; upper bound, exclusive); None leaves a side open

@@ -186,7 +186,8 @@ async def test_deploy_probe_reaches_servers_with_tenancy(platform):
         assert wait_status(platform.api, spec["name"], {"Running", "Error"}, timeout=60)["status"] == "Running"
     user = bearer(platform.issuer.mint("eve", [Role.ADMIN], scopes={"project_id": [PROBE_SCOPE_VALUE]}))
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     async with httpx.AsyncClient(timeout=10, headers={**user, "accept": "application/json"}) as http:
         shared = await http.post(f"{platform.gateway}/servers/scoped-shared/mcp", json=init,
                                  headers={"MCPaaS-Scope": f"project_id={PROBE_SCOPE_VALUE}"})

@@ -89,7 +89,8 @@ async def test_costs_count_every_call_split_by_actor_tool_server_and_day(platfor
     shown = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*admin, "costs", "--by", "actor,tool"])
     assert shown.exit_code == 0 and "get_current_time" in shown.stdout and "120" in shown.stdout, shown.output
     printed = CliRunner().invoke(app, [*admin, "costs", "--by", "actor", "--csv"])
-    assert {r["actor"]: int(r["calls"]) for r in csv.DictReader(io.StringIO(printed.stdout))} == {"ann": 160, "bob": 140}
+    rows = csv.DictReader(io.StringIO(printed.stdout))
+    assert {r["actor"]: int(r["calls"]) for r in rows} == {"ann": 160, "bob": 140}
     scripted = CliRunner().invoke(app, [*admin, "costs", "--by", "", "-o", "json"])
     assert json.loads(scripted.stdout)["items"][0]["calls"] == N, scripted.output
     refused = CliRunner().invoke(app, [*admin, "costs", "--by", "secret"])

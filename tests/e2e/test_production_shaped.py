@@ -3,8 +3,8 @@ control plane and two gateway replicas behind a round-robin proxy, on the Cosmos
 emulator, Redis and Entra-mode auth against a local OIDC issuer, no disk shared.
 
 Deploy, call through either replica, keep a session while its requests hop replicas
-(POST, the GET SSE stream, DELETE, and the legacy HTTP+SSE messages), recover from a killed server process, read the logs,
-roll back, delete; and the refusals: a session of a replica that is gone, a forged
+(POST, the GET SSE stream, DELETE, and the legacy HTTP+SSE messages), recover from a
+killed server process, read the logs, roll back, delete; and the refusals: a session of a replica that is gone, a forged
 replica prefix, a request that claims to be a hop already.
 """
 

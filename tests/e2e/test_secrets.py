@@ -147,7 +147,7 @@ async def test_a_caller_cannot_point_its_server_at_another_servers_secret(platfo
     assert authed.get(f"{platform.api}/api/servers/thief", timeout=10).status_code == 404
 
 
-def test_a_container_server_gets_its_secret_through_a_kubernetes_secret_only(cluster):
+def test_a_container_server_gets_its_secret_through_a_kubernetes_secret_only(cluster):  # noqa: F811  (fixture)
     platform, fake = cluster
     first, second = f"kube-first-{uuid.uuid4().hex}", f"kube-second-{uuid.uuid4().hex}"
 

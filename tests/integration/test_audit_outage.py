@@ -18,7 +18,6 @@ import sys
 import threading
 import uuid
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from shared.audit import AuditBuffer, AuditMetrics, invocation, query_invocations

@@ -34,7 +34,8 @@ def test_backend_keeps_references_and_drops_literal_credentials():
 def test_custom_domains_keep_key_vault_ids_only():
     warnings: list[str] = []
     props = {"hostnameConfigurations": [
-        {"type": "Proxy", "hostName": "a.example", "keyVaultId": "https://kv/secrets/a", "certificateSource": "KeyVault",
+        {"type": "Proxy", "hostName": "a.example", "keyVaultId": "https://kv/secrets/a",
+         "certificateSource": "KeyVault",
          "certificate": {"thumbprint": "T", "expiry": "2030-01-01"}},
         {"type": "Proxy", "hostName": "b.example", "encodedCertificate": "MIIpfx", "certificatePassword": "pw",
          "certificateSource": "Custom"}],

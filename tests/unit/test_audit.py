@@ -35,7 +35,7 @@ async def test_records_written_after_a_store_outage(store, tmp_path):
     buffer = AuditBuffer(flaky, spill_dir=tmp_path / "spill", max_backoff_s=0.05)
     buffer.start()
     flaky.down = True
-    for i in range(5):
+    for _ in range(5):
         buffer.record(invocation(server="echo", actor="alice", method="tools/call", tool="echo",
                                  latency_ms=1.0, result="ok"))
     await asyncio.sleep(0.3)

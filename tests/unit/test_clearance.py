@@ -58,7 +58,8 @@ def test_inline_code_and_stdin_programs_are_refused_by_default(argv):
 
 @pytest.mark.parametrize("argv", [
     ["python", "-m", "catalog.echo.server"], ["python3", "-u", "-X", "dev", "server.py", "-c", "cfg.yaml"],
-    ["python", "-W", "ignore", "server.py"], ["node", "server.js", "-e", "prod"], ["node", "--enable-source-maps", "s.js"],
+    ["python", "-W", "ignore", "server.py"], ["node", "server.js", "-e", "prod"],
+    ["node", "--enable-source-maps", "s.js"],
     ["node", "--require=./hook.js", "s.js"], ["npx", "-y", "@modelcontextprotocol/server-everything", "stdio"],
     ["uvx", "mcp-server-time", "--local-timezone=UTC"], ["uvx", "mcp-server-time==2026.10"], ["mcp-server-time"],
     ["uvx", "--python", "3.12", "mcp-server-fetch"], ["uv", "run", "--with", "mcp-x", "mcp-server-x"],
@@ -151,5 +152,6 @@ def test_refusal_is_a_422_problem_listing_every_field():
     with pytest.raises(ClearanceError) as raised:
         ensure_cleared(spec, DEFAULTS)
     assert raised.value.status == 422
-    assert {e["field"] for e in raised.value.extensions["errors"]} == {"package.command", "package.install", "package.env.NODE_OPTIONS"}
+    assert {e["field"] for e in raised.value.extensions["errors"]} == {
+        "package.command", "package.install", "package.env.NODE_OPTIONS"}
     assert len([e for e in raised.value.extensions["errors"] if e["field"] == "package.command"]) == 2  # shell and -c

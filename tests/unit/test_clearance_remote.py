@@ -65,7 +65,8 @@ def test_a_dns_name_is_judged_by_every_address_it_resolves_to(monkeypatch):
 
 def test_host_patterns_come_first_so_unlisted_names_are_never_resolved(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: pytest.fail(f"resolved {a[0]}"))
-    assert refusal("https://attacker.example/mcp", Settings()) == "host 'attacker.example' is not on the clearance allowlist"
+    assert refusal("https://attacker.example/mcp", Settings()) == (
+        "host 'attacker.example' is not on the clearance allowlist")
 
 
 def test_a_deployment_opts_ranges_in_by_cidr():

@@ -38,7 +38,8 @@ def test_a_json_answer_is_estimated_from_arguments_and_result_text():
                                           {"type": "image", "data": "A" * 4000, "mimeType": "image/png"},
                                           {"type": "resource", "resource": {"uri": "x:", "text": "z" * 3}}]}))
     doc = event(body.encode())
-    assert (doc["input_tokens"], doc["output_tokens"], doc["usage"], doc["result"]) == (ARGS_TOKENS, 11, "estimated", "ok")
+    assert (doc["input_tokens"], doc["output_tokens"], doc["usage"], doc["result"]) == (
+        ARGS_TOKENS, 11, "estimated", "ok")
     assert (doc["server"], doc["tool"], doc["actor"], doc["model"], doc["bytes_in"], doc["bytes_out"]) == (
         "echo", "echo", "ann", "gpt-4o", 60, 100)
     assert doc["day"] == doc["time"][:10]
@@ -102,7 +103,8 @@ def store(tmp_path):
     docs = []
     for n in range(300):
         doc = event(json.dumps(answer({"content": [{"type": "text", "text": "t" * 4}]})).encode())
-        doc.update(server=f"s{n % 2}", actor=f"user{n % 3}", tool=f"tool{n % 5}", model="m", id=f"{doc['id'][:-4]}{n:04x}")
+        doc.update(server=f"s{n % 2}", actor=f"user{n % 3}", tool=f"tool{n % 5}", model="m",
+                   id=f"{doc['id'][:-4]}{n:04x}")
         if n % 10 == 0:
             doc["result"] = "tool_error"
         docs.append(doc)

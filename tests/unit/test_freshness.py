@@ -48,7 +48,8 @@ def test_each_stale_item_is_audited_once_per_review(catalog, tmp_path):
     assert freshness.audit_stale(store, found) == 3  # the next day's check: nothing new
     events = store.query("audit", {"action": "docs.freshness"})
     assert sorted(e["entity"] for e in events) == ["catalog/broken", "catalog/old", "catalog/undated"]
-    assert all(e["actor"] == "freshness-check" and e["result"] == "failed" and e["detail"].startswith("stale: ") for e in events)
+    assert all(e["actor"] == "freshness-check" and e["result"] == "failed" and e["detail"].startswith("stale: ")
+               for e in events)
     # reviewed, then stale again later: audited again
     (catalog / "old" / "catalog.yaml").write_text("title: Old\nlast_updated: 2027-03-10\n")
     freshness.audit_stale(store, freshness.catalog_findings(date(2027, 5, 1), catalog))

@@ -152,7 +152,8 @@ def test_event_grid_cloudevents_single_batch_and_handshake(host: httpx.Client) -
     event = {"specversion": "1.0", "id": "c1", "source": "/mcpaas", "type": "Contoso.Ping", "data": {"x": 1}}
     single = host.post("/runtime/webhooks/eventgrid?functionName=grid", content=json.dumps(event),
                        headers={"Content-Type": "application/cloudevents+json"})
-    batch = host.post("/runtime/webhooks/eventgrid?functionName=grid", content=json.dumps([event, {**event, "id": "c2"}]),
+    batch = host.post("/runtime/webhooks/eventgrid?functionName=grid",
+                      content=json.dumps([event, {**event, "id": "c2"}]),
                       headers={"Content-Type": "application/cloudevents-batch+json"})
     assert (single.status_code, batch.status_code) == (200, 200)
     assert [(e.id, e.type, e.get_json()) for e in seen["grid"]] == [

@@ -222,7 +222,8 @@ async def test_admin_stop_route_needs_an_admin(make_gateway) -> None:
     gw.put(echo_spec())
     url = f"{gw.url}/admin/servers/echo/sessions"
     async with httpx.AsyncClient(timeout=10) as http:
-        opened = await http.post(gw.mcp_url("echo"), json=INIT, headers={**JSON_ONLY, **auth.headers("op", Role.OPERATOR)})
+        opened = await http.post(gw.mcp_url("echo"), json=INIT,
+                                 headers={**JSON_ONLY, **auth.headers("op", Role.OPERATOR)})
         assert opened.status_code == 200
         anonymous = await http.delete(url)
         assert anonymous.status_code == 401 and "resource_metadata" in anonymous.headers["www-authenticate"]

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from shared.auth.principal import AuthMode
 from shared.models import NetworkAccess, PackageLimits, PackageSource, SecretSource, ServerSpec
@@ -164,7 +165,7 @@ async def test_memory_limit_stops_the_child_and_status_says_so(
     gw.put(probe_spec("probe", script=script, limits=PackageLimits(memory_mb=200)))
     gw.put(echo_spec())
     async with Client(gw.mcp_url("probe")) as client:
-        with pytest.raises(Exception):  # the call dies with its child
+        with pytest.raises(MCPError):  # the call dies with its child
             await client.call_tool("hog", {"megabytes": 1200})
     async with httpx.AsyncClient(timeout=30) as http:
         report = await status(http, gw.url, "probe")

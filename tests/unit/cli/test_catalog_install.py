@@ -8,7 +8,8 @@ import json
 import httpx
 import pytest
 
-ENTRY = {"name": "gh", "spec": {"name": "gh", "kind": "package", "package": {"command": "npx", "args": ["-y", "x-mcp"]}},
+ENTRY = {"name": "gh",
+         "spec": {"name": "gh", "kind": "package", "package": {"command": "npx", "args": ["-y", "x-mcp"]}},
          "env": [{"name": "REGION", "description": "", "required": True, "default": None},
                  {"name": "UNITS", "description": "", "required": False, "default": None}],
          "secrets": [{"name": "TOKEN", "description": "a PAT", "required": True, "default": None}]}

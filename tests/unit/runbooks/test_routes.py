@@ -38,7 +38,8 @@ async def test_runbook_queries_are_validated_and_authorized(api):
     ghost = await api.call(runbooks.get_runbooks, "GET", RUNBOOKS,
                            params={"role": "sre", "scenario": "incident-response", "server": "ghost"})
     assert ghost.status_code == 404
-    empty = await api.call(runbooks.get_runbooks, "GET", RUNBOOKS, params={"role": "developer", "scenario": "cost-review"})
+    empty = await api.call(runbooks.get_runbooks, "GET", RUNBOOKS,
+                           params={"role": "developer", "scenario": "cost-review"})
     assert empty.status_code == 404
     unknown = await api.call(runbooks.get_runbooks, "GET", RUNBOOKS, params={"id": "nope"})
     assert unknown.status_code == 404

@@ -1,0 +1,85 @@
+"""Every query the issue-12/14 containers run is index-served in the SQLite adapter
+(issue 12 item 5: "every new container has the indexes its queries need on both stores").
+
+The real functions of `shared.feedback`, `shared.apim`, `shared.costs` and `shared.quota`
+run against a store that records each `query`; each recorded query is then explained.
+Served means: an index narrows the search or walks the rows in the order asked (the
+primary key searched by `container` alone is a scan of the container in disguise) and
+no temporary B-tree sorts the result. Cosmos DB keeps a range index on every path by
+default, which serves the same filters and single-field ORDER BY (shared/store/cosmos.py).
+`checklists` is read by key only (`DocumentStore.read`), never queried.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from shared import apim, costs, feedback, quota
+from shared.errors import NotFoundError
+from shared.store.sqlite import SQLiteDocumentStore
+
+# the primary key (container, pk, id) used for its first column only: every row of the container
+CONTAINER_ONLY = "sqlite_autoindex_documents_1 (container=?)"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+
+class Recording:
+    """The real store, remembering the arguments of each `query` (to explain them)."""
+
+    def __init__(self, inner: SQLiteDocumentStore) -> None:
+        self.inner, self.calls = inner, []
+
+    def query(self, container: str, filters: dict[str, Any] | None = None, **options: Any) -> list[dict]:
+        self.calls.append((container, filters, options))
+        return self.inner.query(container, filters, **options)
+
+    def read(self, container: str, doc_id: str, partition_key: str) -> dict:
+        return self.inner.read(container, doc_id, partition_key)
+
+
+def feedback_queries(store: Any) -> None:
+    for kind in (None, feedback.ArtifactKind.RUNBOOK):
+        for artifact_id in (None, "rotate-keys"):
+            for status in (None, feedback.FeedbackStatus.NEW):
+                feedback.query(store, kind=kind, artifact_id=artifact_id, status=status)
+    feedback.summaries(store, "runbook")
+    with pytest.raises(NotFoundError):
+        feedback.set_status(store, "fb-1", feedback.FeedbackStatus.TRIAGED, "ops")
+
+
+def apim_queries(store: Any) -> None:
+    apim.list_index(store, "apim-prod", limit=100)
+    with pytest.raises(NotFoundError):
+        apim.find_index(store, "apim-prod", None)
+
+
+def cost_queries(store: Any) -> None:
+    since = NOW - timedelta(days=1)
+    for filters in ({}, {"actor": "u1"}, {"tool": "t1"}, {"model": "m"}, {"actor": "u1", "tool": "t1"}):
+        for server in (None, "echo"):
+            costs.query_costs(store, group_by=["actor"], since=since, until=NOW, server=server, **filters)
+
+
+def quota_queries(store: Any) -> None:
+    quota.embedded_usage(store, {"gpt-4o": {"tokens_per_minute": 1000}}, NOW, 300, 60)
+    quota.top_identities(store, "gpt-4o", NOW - timedelta(minutes=5), NOW)
+    quota.advisories(store)
+    quota.advisories(store, "gpt-4o", "open")
+    quota.latest_usage(store, NOW - timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("run", [feedback_queries, apim_queries, cost_queries, quota_queries],
+                         ids=lambda run: run.__name__)
+def test_every_query_is_served_by_an_index_without_a_scan_or_sort(tmp_path, run) -> None:
+    store = SQLiteDocumentStore(tmp_path / "store.sqlite")
+    recording = Recording(store)
+    run(recording)
+    assert recording.calls
+    for container, filters, options in recording.calls:
+        plan = store.explain(container, filters, **options)
+        where = (container, filters, options, plan)
+        assert all(step.startswith("SEARCH documents USING INDEX") for step in plan), where
+        assert not any(step.endswith(CONTAINER_ONLY) or "TEMP B-TREE" in step for step in plan), where
