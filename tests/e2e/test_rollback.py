@@ -85,5 +85,6 @@ def test_cli_rollback_waits_for_the_new_revision(platform):
     result = CliRunner().invoke(cli_app, ["--api-url", platform.api, "--token", platform.token(),
                                            "rollback", "echo", "--to", "1"])
     assert result.exit_code == 0, result.output
-    assert "Running revision 3 (spec of revision 1)" in result.output
+    assert "rollback of echo to revision 1 as revision 3" in result.output
+    assert "echo is Running" in result.output and "(revision 3)" in result.output
     assert revisions(platform.api)[3]["spec"]["description"] == "one"
