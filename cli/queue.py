@@ -72,10 +72,11 @@ def _send_to_service_bus(request: dict[str, Any], namespace: str, properties: di
     from azure.servicebus import ServiceBusClient, ServiceBusMessage
     from azure.servicebus.exceptions import ServiceBusError
 
-    # a comprehension, not `properties` itself: dict is invariant, the SDK's value type is a wider union
-    application = {key: value for key, value in properties.items()}
+    # a comprehension in place, not `properties`: dict is invariant and the SDK's key and value
+    # types are wider unions, which the comprehension takes from the parameter's type
     message = ServiceBusMessage(json.dumps(request), message_id=request["idempotency_key"],
-                                content_type="application/json", application_properties=application)
+                                content_type="application/json",
+                                application_properties={key: value for key, value in properties.items()})
     try:
         with ServiceBusClient(namespace, credential=DefaultAzureCredential()) as client:
             with client.get_queue_sender(DEPLOY_QUEUE) as sender:

@@ -98,7 +98,9 @@ async def apim_export(timer: func.TimerRequest, client: df.DurableOrchestrationC
     service_id = get_settings().apim_service_id
     if not service_id:
         return
-    slot = (timer.schedule_status or {}).get("Next") or uuid.uuid4().hex
+    # the worker passes azure.functions.timer.TimerRequest, which has it; the ABC that
+    # `func.TimerRequest` names declares only `past_due`
+    slot = (timer.schedule_status or {}).get("Next") or uuid.uuid4().hex  # type: ignore[attr-defined]
     instance_id = f"apim-export-{hashlib.sha256(f'{service_id}|{slot}'.encode()).hexdigest()[:32]}"
     await client.start_new("apim_scheduled_export", instance_id, {"service_id": service_id, "actor": SYSTEM_ACTOR})
 

@@ -89,13 +89,14 @@ async def get_runbooks(req: func.HttpRequest, principal: Principal) -> func.Http
     params = runbooks.runbook_params(get_settings(), server)
     if _wants_json(req):
         return json_response({"items": _listing(library, query, params)})
-    missing = [{"field": name, "message": "required for a Markdown runbook"}
-               for name in ("role", "scenario") if getattr(query, name) is None]
-    if missing:
-        raise BadRequestError("name a role and a scenario", errors=missing)
-    rendered = runbooks.render_runbooks(query.role, query.scenario, params, query.id, library)
+    role, scenario = query.role, query.scenario
+    if role is None or scenario is None:
+        raise BadRequestError("name a role and a scenario", errors=[
+            {"field": name, "message": "required for a Markdown runbook"}
+            for name, value in (("role", role), ("scenario", scenario)) if value is None])
+    rendered = runbooks.render_runbooks(role, scenario, params, query.id, library)
     if not rendered:
-        raise NotFoundError(f"no runbook has steps for role '{query.role.value}' and scenario "
-                            f"'{query.scenario.value}'" + (f" on a {params.server.kind} server" if server else ""))
+        raise NotFoundError(f"no runbook has steps for role '{role.value}' and scenario "
+                            f"'{scenario.value}'" + (f" on a {params.server.kind} server" if server else ""))
     text = "\n---\n\n".join(runbook.markdown for runbook in rendered)
     return func.HttpResponse(text, status_code=200, mimetype=MARKDOWN, charset="utf-8")

@@ -69,7 +69,8 @@ async def run_rounds_until(platform, done, timeout_s: float) -> float:
 
 
 async def test_one_advisory_names_the_heaviest_identity_survives_a_restart_and_clears(quota_settings, platform):
-    spec = {"name": "echo", "kind": "package", "package": {"command": sys.executable, "args": ["-m", "catalog.echo.server"]}}
+    spec = {"name": "echo", "kind": "package",
+            "package": {"command": sys.executable, "args": ["-m", "catalog.echo.server"]}}
     assert authed.post(f"{platform.api}/api/servers", json=spec, timeout=30).status_code == 202
     wait_status(platform.api, "echo", {"Running"}, timeout=60)
     stop = threading.Event()

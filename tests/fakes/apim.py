@@ -63,8 +63,8 @@ class FakeApim(FakeTransport):
                 "properties": {"publisherEmail": "platform@example.com", "publisherName": "MCPaaS",
                                "provisioningState": "Succeeded", "gatewayUrl": f"https://{DEFAULT_HOST['hostName']}",
                                "hostnameConfigurations": [DEFAULT_HOST], "virtualNetworkType": "None",
-                               "customProperties": {"Microsoft.WindowsAzure.ApiManagement.Gateway.Protocols.Server.Http2":
-                                                    "False"}}}
+                               "customProperties": {
+                                   "Microsoft.WindowsAzure.ApiManagement.Gateway.Protocols.Server.Http2": "False"}}}
 
     # state
     @property
@@ -246,8 +246,8 @@ def seed(fake: FakeApim, apis: int = 3) -> None:
         put(api, {"displayName": f"API {number}", "path": f"mcp/api-{number:02d}", "protocols": ["https"],
                   "serviceUrl": f"https://gateway.example/servers/api-{number:02d}", "subscriptionRequired": True,
                   "isCurrent": True, "apiRevision": "1"})
-        put(f"{api}/policies/policy", {"format": "rawxml", "value": f"<policies><inbound><set-backend-service "
-                                                                    f"backend-id=\"mcp-gateway\"/></inbound></policies>"})
+        put(f"{api}/policies/policy", {"format": "rawxml", "value": "<policies><inbound><set-backend-service "
+                                                                    "backend-id=\"mcp-gateway\"/></inbound></policies>"})
         for method in ("get", "post"):
             put(f"{api}/operations/{method}", {"displayName": method.upper(), "method": method.upper(),
                                                "urlTemplate": "/mcp", "templateParameters": [], "responses": []})

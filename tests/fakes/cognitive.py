@@ -30,14 +30,16 @@ def deployment(name: str, capacity: int, tokens_per_minute: int | None = None, r
     when given, rate-limit rules over `renewal_period` seconds."""
     rules = []
     if tokens_per_minute is not None:
-        rules.append({"key": "token", "renewalPeriod": renewal_period, "count": tokens_per_minute * renewal_period / 60})
+        rules.append({"key": "token", "renewalPeriod": renewal_period,
+                      "count": tokens_per_minute * renewal_period / 60})
     if requests_per_minute is not None:
         rules.append({"key": "request", "renewalPeriod": renewal_period,
                       "count": requests_per_minute * renewal_period / 60})
-    return {"id": f"{ACCOUNT}/deployments/{name}", "name": name, "type": "Microsoft.CognitiveServices/accounts/deployments",
+    return {"id": f"{ACCOUNT}/deployments/{name}", "name": name,
+            "type": "Microsoft.CognitiveServices/accounts/deployments",
             "sku": {"name": "Standard", "capacity": capacity},
-            "properties": {"model": {"format": "OpenAI", "name": name, "version": "1"}, "provisioningState": "Succeeded",
-                           "rateLimits": rules}}
+            "properties": {"model": {"format": "OpenAI", "name": name, "version": "1"},
+                           "provisioningState": "Succeeded", "rateLimits": rules}}
 
 
 class FakeCognitive(FakeTransport):

@@ -27,7 +27,8 @@ LIMITS = {"tokens_per_minute": 1000.0, "requests_per_minute": 100.0}
 def usage(*tokens: float, requests: float = 0) -> quota.Usage:
     starts = quota.bucket_starts(AT, 60 * len(tokens), 60)
     return quota.Usage(deployment="gpt-4o", limits=LIMITS, buckets=[
-        quota.Bucket(start=start, tokens_per_minute=t, requests_per_minute=requests) for start, t in zip(starts, tokens)])
+        quota.Bucket(start=start, tokens_per_minute=t, requests_per_minute=requests)
+        for start, t in zip(starts, tokens, strict=True)])
 
 
 def test_buckets_are_complete_and_aligned():
@@ -54,7 +55,8 @@ def test_an_incomplete_window_never_raises():
 
 
 def test_recommendation_puts_the_peak_at_sixty_percent_in_quota_units():
-    assert quota.recommend(usage(900, 1250, 1000, requests=90)) == {"tokens_per_minute": 3000, "requests_per_minute": 150}
+    assert quota.recommend(usage(900, 1250, 1000, requests=90)) == {
+        "tokens_per_minute": 3000, "requests_per_minute": 150}
     assert quota.recommend(usage(10, 10)) == {"tokens_per_minute": 1000, "requests_per_minute": 100}  # never lower
 
 
@@ -96,7 +98,8 @@ def test_raise_is_idempotent_audited_notified_and_clear_closes_it(store, tmp_pat
     first = activities.raise_advisory(store, settings, usage(900, 900, 900), AT)
     again = activities.raise_advisory(store, settings, usage(950, 950, 950), AT + timedelta(minutes=1))
     assert first["id"] == again["id"] == "advisory:gpt-4o:1" and len(quota.advisories(store)) == 1
-    assert [i["actor"] for i in first["top_identities"]] == ["ann", "bob"] and first["top_identities"][0]["share"] == 0.75
+    assert [i["actor"] for i in first["top_identities"]] == ["ann", "bob"]
+    assert first["top_identities"][0]["share"] == 0.75
     assert first["recommended"] == {"tokens_per_minute": 2000, "requests_per_minute": 100}
     assert [(e["event"], e["advisory"]["id"]) for e in received] == [("quota.advisory.raised", "advisory:gpt-4o:1")]
 

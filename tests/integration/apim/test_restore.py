@@ -13,7 +13,7 @@ from shared.auth.principal import Role
 from shared.blobs import open_artifacts
 from shared.settings import get_settings
 from shared.store import get_store
-from tests.fakes.apim import SERVICE_ID, FakeApim
+from tests.fakes.apim import SERVICE_ID
 from triggers.apim import tier_change_instance
 
 WEBHOOK = "/runtime/webhooks/eventgrid"
