@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.e2e.conftest import wait_http
 from tests.emulators import _COSMOS_SERVER_JS, CosmosEmulator, _start, _stop, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,21 +108,6 @@ class OidcIssuer:
         self._thread.join(10)
 
 
-def wait_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers below 500; raise with the process's log if it dies or hangs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s:\n{log.read_text()[-4000:]}")
-
-
 class ProductionShaped:
     """The whole run under `root`; `start()` then `stop()` (or use it as a context manager).
 
@@ -168,7 +154,7 @@ class ProductionShaped:
             process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         self.processes[name] = process
-        wait_answering(probe, process, log_path)
+        wait_http(probe, process, log=log_path)
 
     def start(self) -> ProductionShaped:
         """Start every part and wait until each answers. Raises RuntimeError/TimeoutError

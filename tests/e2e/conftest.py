@@ -31,19 +31,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers (any status < 500) or fail with the process output."""
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0, log: Path | None = None) -> None:
+    """Poll `url` until it answers (any status < 500); raise RuntimeError if the process
+    dies, TimeoutError if it hangs, each with the tail of `log` when given."""
+    tail = (lambda: ":\n" + log.read_text()[-4000:]) if log else (lambda: "")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            raise RuntimeError(f"{process.args} exited with {process.returncode}{tail()}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+    raise TimeoutError(f"{url} did not answer within {timeout} s{tail()}")
 
 
 @dataclass
