@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from shared.models import PackageSource, ServerSpec
 from shared.secrets import SecretNotFoundError, SecretStore, resolve_env
+from shared.settings import host_environment
 from shared.telemetry import child_trace_env
 
 from gateway.jsonrpc import Message, RawMessage, dumps
@@ -65,7 +66,7 @@ def child_env(package: PackageSource, home: Path,
     trace context as `TRACEPARENT`. The gateway's interpreter directory comes first on
     PATH so commands installed in its venv resolve.
     """
-    env = {k: v for k, v in os.environ.items() if k in NEUTRAL_ENV or k.startswith("LC_")}
+    env = host_environment(NEUTRAL_ENV, ("LC_",))
     cache = home / ".cache"
     env |= {"HOME": str(home), "XDG_CACHE_HOME": str(cache), "npm_config_cache": str(cache / "npm"),
             "UV_CACHE_DIR": str(cache / "uv"), "PIP_CACHE_DIR": str(cache / "pip")}
@@ -80,7 +81,7 @@ def _check_command(command: str, package: PackageSource) -> None:
     """Raise FileNotFoundError when `command` resolves to nothing on the child's PATH:
     inside the sandbox a missing command would only show as an exit code."""
     path = os.pathsep.join([str(Path(sys.executable).parent),
-                            package.env.get("PATH", os.environ.get("PATH", ""))])
+                            package.env.get("PATH", host_environment(frozenset({"PATH"})).get("PATH", ""))])
     if shutil.which(command, path=path) is None:
         raise FileNotFoundError(f"command not found: {command}")
 

@@ -8,6 +8,7 @@ one machine with no Azure account (DESIGN.md, "Storage" and "devhost").
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -358,3 +359,11 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings, read from the environment once."""
     return Settings()
+
+
+def host_environment(names: frozenset[str], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """The process environment's variables named in `names` or starting with one of
+    `prefixes`, as a new dict (the gateway passes these neutral values, such as PATH and
+    the locale, to the children it starts; issue 10 item 2). Not MCPaaS configuration:
+    that is `Settings`; this is the one other place that reads the environment."""
+    return {key: value for key, value in os.environ.items() if key in names or key.startswith(prefixes)}
