@@ -27,7 +27,7 @@ from shared.models import OperationJob, TenancyModel
 from shared.settings import get_settings
 from shared.telemetry import inject_headers
 
-SCOPE_HEADER = "MCPaaS-Scope"  # gateway.tenancy.SCOPE_HEADER; activities do not import the gateway
+SCOPE_HEADER = "MCPaaS-Scope"  # gateway.access.tenancy.SCOPE_HEADER; activities do not import the gateway
 
 bp = df.Blueprint()
 log = logging.getLogger("mcpaas.activities.gateway")
@@ -44,7 +44,7 @@ def probe_target(op: OperationJob) -> tuple[str, dict[str, str]]:
 
     A server with a `tenancy` is probed in the reserved `PROBE_SCOPE_VALUE` (every
     scope parameter, via the `MCPaaS-Scope` header), at its tenant endpoint when it
-    is `dedicated`: the service token binds no real project (see `gateway.tenancy`).
+    is `dedicated`: the service token binds no real project (see `gateway.access.tenancy`).
     """
     tenancy = (op.spec or {}).get("tenancy")
     if not tenancy:

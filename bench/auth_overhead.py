@@ -3,7 +3,7 @@ gateway `tools/call` (issue 4, "Measure"; target under 1 ms p50).
 
 Two gateways run in this process over one SQLite store, each on uvicorn in a thread,
 serving the repo's echo server:
-- `guarded`: the real `gateway.guard` in `local` auth mode (RS256 token validation,
+- `guarded`: the real `gateway.access.guard` in `local` auth mode (RS256 token validation,
   access and tool policy, per-identity/server/tool rate limits in memory, invocation
   audit), with an access policy and a tool policy on the server;
 - `bare`: the same app with the guard replaced by a pass-through.
@@ -45,8 +45,8 @@ from shared.settings import Settings  # noqa: E402
 from shared.store import SQLiteDocumentStore  # noqa: E402
 
 from gateway.app import create_app  # noqa: E402
-from gateway.guard import Guard  # noqa: E402
-from gateway.policy import bind_caller  # noqa: E402
+from gateway.access.guard import Guard  # noqa: E402
+from gateway.access.policy import bind_caller  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 HEADERS = {"accept": "application/json", "content-type": "application/json"}

@@ -12,8 +12,8 @@ from shared.store import open_store
 from shared.telemetry import configure_telemetry
 
 from gateway.app import create_app
-from gateway.sandbox import SandboxUnavailableError
-from gateway.single import create_single_app
+from gateway.children.sandbox import SandboxUnavailableError
+from gateway.upstreams.single import create_single_app
 
 # Seconds uvicorn waits for open streams (e.g. idle GET SSE streams) before cancelling
 # them at shutdown; the lifespan then ends every child process group.
@@ -36,7 +36,7 @@ def tune_gc() -> None:
 
 def main() -> None:
     """Run the gateway until SIGINT/SIGTERM; with `MCPAAS_GATEWAY_SINGLE_SERVER` set, the
-    single-server bridge of one package server (`gateway.single`, a package-server pod)."""
+    single-server bridge of one package server (`gateway.upstreams.single`, a package-server pod)."""
     configure_telemetry("mcpaas-gateway", level=logging.INFO)
     settings = get_settings()
     try:

@@ -2,18 +2,18 @@
 
 Routes:
 - `/servers/{name}/mcp` (GET, POST, DELETE): Streamable HTTP for `package` servers
-  (stdio children, `gateway.streamable_http`) and `remote` servers (proxy,
-  `gateway.upstream`), `container` servers (proxy to their in-cluster Service, the
+  (stdio children, `gateway.wire.streamable_http`) and `remote` servers (proxy,
+  `gateway.upstreams.proxy`), `container` servers (proxy to their in-cluster Service, the
   document's `upstream_url`). Unknown, disabled or stopped servers answer 404 and
   `container` servers without an `upstream_url` 422, both `application/problem+json`.
 - `/servers/{name}/sse` (GET) + `/servers/{name}/messages` (POST): the legacy HTTP+SSE
-  transport of MCP 2024-11-05 for `package` servers (`gateway.legacy_sse`); `remote`
+  transport of MCP 2024-11-05 for `package` servers (`gateway.wire.legacy_sse`); `remote`
   servers answer 422 there.
 - `/servers/{name}/tenants/{tenant}/mcp`: Streamable HTTP of the tenant's own instance
-  of a `dedicated` server (`gateway.tenancy`).
+  of a `dedicated` server (`gateway.access.tenancy`).
 - `/.well-known/oauth-protected-resource/servers/{name}/mcp`: RFC 9728 metadata.
   Every MCP route above needs a token or API key (401 otherwise) and passes
-  `gateway.guard` (access policy, tenancy, session binding, tool policy, rate
+  `gateway.access.guard` (access policy, tenancy, session binding, tool policy, rate
   limits, invocation audit) before it reaches a server.
 - `/servers/{name}/status`: liveness JSON of one server, for a caller that may read it.
 - `/healthz`, `/readyz`: process liveness and store readiness (public, no detail).
@@ -21,12 +21,12 @@ Routes:
 - `DELETE /admin/servers/{name}/sessions`: the control plane ends every session of a
   server it deleted or updated; answers `{"stopped": n}`. Admin only (401/403).
 - `GET /admin/servers/{name}/logs?tail=N&since=ISO-8601`: the server's log lines from
-  this gateway's disk (`gateway.logs`), for the control plane's
+  this gateway's disk (`gateway.children.logs`), for the control plane's
   `GET /api/servers/{name}/logs` (`shared.gateway_client`). Admin only (401/403).
   Both admin routes are answered for every replica: the one reached asks the others
-  and adds up (sessions) or merges (log lines) their answers (`gateway.replicas`).
+  and adds up (sessions) or merges (log lines) their answers (`gateway.upstreams.replicas`).
 A `package` server's session opened by another replica is forwarded to that replica
-before the guard (which the owner applies), see `gateway.replicas`.
+before the guard (which the owner applies), see `gateway.upstreams.replicas`.
 """
 
 from __future__ import annotations
@@ -60,22 +60,22 @@ from shared.settings import Settings
 from shared.store.port import DocumentStore
 from shared.telemetry import TraceMiddleware
 
-from gateway.auth import METADATA_PREFIX, metadata_response
-from gateway.guard import Guard, build_guard
-from gateway.http import check_origin, parse_origins, problem
-from gateway.legacy_sse import LegacySseEndpoint
-from gateway.locks import open_locks
-from gateway.logs import log_path, read_log
+from gateway.access.auth import METADATA_PREFIX, metadata_response
+from gateway.access.guard import Guard, build_guard
+from gateway.wire.http import check_origin, parse_origins, problem
+from gateway.wire.legacy_sse import LegacySseEndpoint
+from gateway.children.locks import open_locks
+from gateway.children.logs import log_path, read_log
 from gateway.metrics import MetricsEndpoint
-from gateway.policy import has_tool_policy, tool_predicate
-from gateway.provision import Provisioner
-from gateway.registry import ServerRegistry
-from gateway.replicas import Replicas, open_directory
-from gateway.sandbox import Sandbox
-from gateway.stdio import Launcher
-from gateway.streamable_http import PackageEndpoint
-from gateway.supervisor import SessionRegistry
-from gateway.upstream import UpstreamProxy, default_client
+from gateway.access.policy import has_tool_policy, tool_predicate
+from gateway.children.provision import Provisioner
+from gateway.upstreams.registry import ServerRegistry
+from gateway.upstreams.replicas import Replicas, open_directory
+from gateway.children.sandbox import Sandbox
+from gateway.children.stdio import Launcher
+from gateway.wire.streamable_http import PackageEndpoint
+from gateway.sessions.supervisor import SessionRegistry
+from gateway.upstreams.proxy import UpstreamProxy, default_client
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Gateway:
     http: httpx.AsyncClient
     allowed_origins: tuple[str, ...]
     guard: Guard
-    servers_dir: Path  # where the launcher writes the servers' logs (`gateway.logs`)
+    servers_dir: Path  # where the launcher writes the servers' logs (`gateway.children.logs`)
     replicas: Replicas
 
 
@@ -282,7 +282,7 @@ async def _admin(request: Request, action: str) -> Principal | Response:
 async def server_logs(request: Request) -> Response:
     """`GET /admin/servers/{name}/logs?tail=N&since=ISO-8601` → `{"name", "lines": [...]}`:
     the newest `tail` lines (default 100, at most 10000) at or after `since` of the log
-    this gateway's children of the server wrote (`gateway.logs.read_log`), oldest first.
+    this gateway's children of the server wrote (`gateway.children.logs.read_log`), oldest first.
 
     Admin only: 401 with the RFC 9728 challenge without a valid credential, 403
     problem+json for any other role (a log can show what a tenant's server printed);
@@ -358,7 +358,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.run_reaper(), name="idle-reaper")
         heartbeat = asyncio.create_task(replicas.run_heartbeat(), name="replica-heartbeat")
-        gateway.guard.start()
+        gateway.access.guard.start()
         try:
             yield
         finally:
@@ -367,9 +367,9 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
             await asyncio.gather(heartbeat, return_exceptions=True)  # unregisters first
             await replicas.directory.close()
             stopped = await sessions.stop_all()
-            await gateway.guard.stop()
+            await gateway.access.guard.stop()
             await http.aclose()
-            await gateway.upstream.aclose()
+            await gateway.upstreams.proxy.aclose()
             await locks.close()
             log.info("gateway stopped; %d sessions ended", stopped)
 

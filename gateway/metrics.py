@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.http import problem
-from gateway.jsonrpc import Message
+from gateway.wire.http import problem
+from gateway.wire.jsonrpc import Message
 from shared.asgi import header
 from shared.auth.tokens import AuthenticationError
 from shared.keyfiles import matches

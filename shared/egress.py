@@ -17,7 +17,7 @@ Names are resolved with `socket.getaddrinfo` and every address must pass, so num
 forms (``2130706433``, ``0x7f.1``, ``0177.0.0.1``) and DNS names are judged by the
 address they reach; ``localhost`` and ``*.localhost`` are loopback without asking DNS
 (RFC 6761 section 6.3). The gateway repeats the check at every connect and connects to the
-address it checked (`gateway.upstream`), so a name re-pointed after validation (DNS
+address it checked (`gateway.upstreams.proxy`), so a name re-pointed after validation (DNS
 rebinding) gains nothing.
 """
 

@@ -10,7 +10,7 @@ Routes (served by `gateway.app`, Admin only):
 
 - `DELETE /admin/servers/{name}/sessions` → `{"stopped": n}`;
 - `GET /admin/servers/{name}/logs?tail=N&since=ISO-8601` → `{"name", "lines": [...]}`, the
-  log lines the gateway's stdio children of the server wrote (`gateway.logs`), read from
+  log lines the gateway's stdio children of the server wrote (`gateway.children.logs`), read from
   the gateway's own disk: the control plane needs no disk shared with it (issue 11).
   `parse_log_query` is the query's one parser, used on both sides.
 """
@@ -29,7 +29,7 @@ from shared.settings import get_settings
 from shared.telemetry import inject_headers
 
 DEFAULT_TAIL = 100
-MAX_TAIL_LINES = 10_000  # gateway.logs.MAX_TAIL_LINES: a larger `tail` is cut to it
+MAX_TAIL_LINES = 10_000  # gateway.children.logs.MAX_TAIL_LINES: a larger `tail` is cut to it
 ADMIN_TIMEOUT_S = 15.0
 
 

@@ -4,7 +4,7 @@
 workload identity: tenant code gets no platform credential), ConfigMap (the pod's
 settings: single-server mode, the spec, the sandbox opt-in), Secret (values filled at
 apply time, mounted as files), Deployment, Service, NetworkPolicy. The pod runs the
-gateway image in single-server mode (`gateway.single`): one process bridges Streamable
+gateway image in single-server mode (`gateway.upstreams.single`): one process bridges Streamable
 HTTP on port 8080 `/mcp` to the stdio children of this one server. The central gateway
 authenticates, authorizes, rate-limits and audits every call, then proxies to the
 Service like a `container` server (docs/kubernetes.md).
@@ -34,7 +34,7 @@ SECRETS_DIR = "/var/run/mcpaas/secrets"
 BRIDGE_MEMORY_MB = 192
 # the server's own memory when `package.limits.memory_mb` is unset (the sandbox default)
 DEFAULT_SERVER_MEMORY_MB = 1024
-# an install step may take as long as the gateway allows it (gateway.provision), ~10 min
+# an install step may take as long as the gateway allows it (gateway.children.provision), ~10 min
 STARTUP_PROBE_FAILURES = 130
 STARTUP_PROBE_PERIOD_SECONDS = 5
 
@@ -93,7 +93,7 @@ def _container(spec: ServerSpec, image: str) -> Obj:
         "ports": [{"name": "mcp", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": spec.name}}],
         "resources": resources(spec),
-        # the process listens once its install step is done (gateway.single): give it time
+        # the process listens once its install step is done (gateway.upstreams.single): give it time
         "startupProbe": {"httpGet": {**http, "path": "/healthz"}, "periodSeconds": STARTUP_PROBE_PERIOD_SECONDS,
                          "timeoutSeconds": 3, "failureThreshold": STARTUP_PROBE_FAILURES},
         "livenessProbe": {"httpGet": {**http, "path": "/healthz"}, "periodSeconds": 10, "timeoutSeconds": 3,

@@ -20,7 +20,7 @@ SERVICE_SUBJECT = "mcpaas-controlplane"
 # The scope value the deploy probe acts in for servers with a `tenancy` (FR-019): its
 # service token binds no project, so without it such a server could never reach
 # Running. Reserved: the gateway accepts it only from the control plane and refuses it
-# to everyone else, even a caller whose credential lists it (`gateway.tenancy`).
+# to everyone else, even a caller whose credential lists it (`gateway.access.tenancy`).
 PROBE_SCOPE_VALUE = "mcpaas-probe"
 _LIFETIME_S = 600
 _lock = threading.Lock()

@@ -37,5 +37,5 @@ def test_a_layer_imports_no_layer_above_it(layer: str) -> None:
 
 def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from activities import kubernetes\n    import gateway.logs\n")
-    assert imported_modules(module) == {"activities", "gateway.logs"}
+    module.write_text("def f():\n    from activities import kubernetes\n    import gateway.children.logs\n")
+    assert imported_modules(module) == {"activities", "gateway.children.logs"}

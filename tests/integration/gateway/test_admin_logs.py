@@ -21,7 +21,7 @@ from shared.settings import Settings, get_settings
 from shared.store import get_store
 
 import triggers.http_api as http_api
-from gateway.logs import log_path
+from gateway.children.logs import log_path
 from tests.e2e.helpers import mcp_client
 from tests.integration.gateway.authn import AuthGateway, start_local
 from tests.integration.gateway.helpers import GatewayUnderTest, put_server, script_spec

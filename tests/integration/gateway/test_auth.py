@@ -25,7 +25,7 @@ from shared.auth.tokens import LocalIssuer
 from shared.models import AccessPolicy, PackageSource, ServerSpec
 from shared.settings import Settings
 
-from gateway.auth import metadata_document
+from gateway.access.auth import metadata_document
 from tests.e2e.helpers import mcp_client
 from tests.integration.gateway.authn import bearer, start_local
 from tests.integration.gateway.helpers import (INIT, INITIALIZED, JSON_ONLY, REPO_ROOT, ThreadedServer,

@@ -1,4 +1,4 @@
-"""The remote address policy at connect time (issue 10 item 5, `gateway.upstream`): a real
+"""The remote address policy at connect time (issue 10 item 5, `gateway.upstreams.proxy`): a real
 gateway and a real upstream on loopback; name resolution is steered through
 `socket.getaddrinfo` so a test name can point at loopback (or change its answer after
 validation, as DNS rebinding would). Only loopback ever receives traffic."""

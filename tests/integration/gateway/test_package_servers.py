@@ -11,7 +11,7 @@ from mcp import Client
 
 from shared.models import PackageSource, ServerSpec
 
-from gateway.logs import log_path
+from gateway.children.logs import log_path
 from tests.integration.gateway.helpers import (BOTH, INIT, JSON_ONLY, GatewayUnderTest, alive,
                                                echo_spec, open_session, session_headers, status,
                                                tools_list, wait_gone)

@@ -18,7 +18,7 @@ import redis
 
 from shared.models import PackageSource, ServerSpec
 
-from gateway.provision import install_location
+from gateway.children.provision import install_location
 from tests.integration.gateway.helpers import INIT, JSON_ONLY, REPO_ROOT, GatewayUnderTest
 
 pytestmark = pytest.mark.asyncio

@@ -16,7 +16,7 @@ from azure.core.credentials import AccessToken
 from shared.ratelimit import RateLimiter
 from shared.redis_auth import SCOPE, redis_options
 
-from gateway.locks import open_locks
+from gateway.children.locks import open_locks
 from tests.integration.gateway.test_provisioning import redis_url  # noqa: F401  (fixture)
 
 OID = str(uuid.UUID(int=42))

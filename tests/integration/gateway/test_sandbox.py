@@ -34,8 +34,8 @@ from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
 from gateway.app import create_app
-from gateway.logs import log_path
-from gateway.sandbox import Sandbox
+from gateway.children.logs import log_path
+from gateway.children.sandbox import Sandbox
 from tests.integration.gateway.helpers import (INIT, JSON_ONLY, GatewayUnderTest, ThreadedServer,
                                                echo_spec, status)
 

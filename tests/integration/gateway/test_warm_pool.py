@@ -1,4 +1,4 @@
-"""The optional warm pool (`gateway_warm_pool_size`, `gateway.warm_pool`): sessions of an
+"""The optional warm pool (`gateway_warm_pool_size`, `gateway.sessions.warm_pool`): sessions of an
 `isolated` server take pre-spawned children, the pool refills, and pooled children end
 with the server; size 0 spawns nothing extra."""
 

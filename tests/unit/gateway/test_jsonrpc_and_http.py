@@ -12,10 +12,10 @@ from starlette.requests import Request
 
 from shared.models import PackageSource
 
-from gateway.http import check_protocol_version
-from gateway.jsonrpc import (MessageError, RawMessage, encoded, error_response, id_key,
+from gateway.wire.http import check_protocol_version
+from gateway.wire.jsonrpc import (MessageError, RawMessage, encoded, error_response, id_key,
                              is_notification, is_request, is_response, parse_message)
-from gateway.stdio import child_env
+from gateway.children.stdio import child_env
 
 
 def _request(headers: dict[str, str]) -> Request:

@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gateway.logs import append_line, read_log
+from gateway.children.logs import append_line, read_log
 
 
 def test_tail_and_since_filter_lines(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ revision read from the store) takes effect on its first request (issue 10, guard
 
 from __future__ import annotations
 
-from gateway.policy import compiled, may_use, tool_allowed
+from gateway.access.policy import compiled, may_use, tool_allowed
 from shared.auth.principal import Principal, Role
 from shared.models import AccessPolicy, PackageSource, Server, ServerSpec
 

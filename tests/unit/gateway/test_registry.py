@@ -12,10 +12,10 @@ from shared.secrets import create_secret_store
 from shared.settings import Settings
 from shared.store import SQLiteDocumentStore
 
-from gateway.registry import ServerRegistry
-from gateway.sandbox import Sandbox
-from gateway.stdio import Launcher
-from gateway.supervisor import SessionRegistry
+from gateway.upstreams.registry import ServerRegistry
+from gateway.children.sandbox import Sandbox
+from gateway.children.stdio import Launcher
+from gateway.sessions.supervisor import SessionRegistry
 
 PKG = ServerSpec(name="pkg", kind="package", package=PackageSource(command="x"))
 

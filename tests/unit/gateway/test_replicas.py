@@ -1,4 +1,4 @@
-"""`gateway.replicas`: which requests hop, what a hop carries, and the refusals.
+"""`gateway.upstreams.replicas`: which requests hop, what a hop carries, and the refusals.
 (Two real gateway replicas over Redis: tests/e2e/test_production_shaped.py.)"""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.replicas import HOP_HEADER, LocalDirectory, Replicas
+from gateway.upstreams.replicas import HOP_HEADER, LocalDirectory, Replicas
 
 
 def request(headers: dict[str, str] | None = None, query: str = "", method: str = "POST",

@@ -1,4 +1,4 @@
-"""The sandbox's argv, limits, uids and refusals (gateway.sandbox), and log redaction."""
+"""The sandbox's argv, limits, uids and refusals (gateway.children.sandbox), and log redaction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from shared.models import NetworkAccess, PackageLimits, PackageSource, ServerSpec
 from shared.settings import Settings
 
-from gateway.logs import redactor
-from gateway.sandbox import (Sandbox, SandboxRefusedError, SandboxUnavailableError,
+from gateway.children.logs import redactor
+from gateway.children.sandbox import (Sandbox, SandboxRefusedError, SandboxUnavailableError,
                              allocation_failed, tree_rss)
 
 

@@ -30,9 +30,9 @@ import time
 
 from shared.models import Server, ServerSpec
 
-from gateway.jsonrpc import Message
-from gateway.stdio import Launcher, StdioChild
-from gateway.tenancy import is_instance_of
+from gateway.wire.jsonrpc import Message
+from gateway.children.stdio import Launcher, StdioChild
+from gateway.access.tenancy import is_instance_of
 
 log = logging.getLogger(__name__)
 

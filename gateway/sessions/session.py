@@ -3,8 +3,8 @@
 A session (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#session-management)
 starts with an `initialize` request and ends on DELETE, an admin stop, the idle reaper,
 or a child that keeps crashing. Its messages go through a *link* to a stdio child: one
-child of its own (`gateway.isolated`, session mode `isolated`) or a child shared with
-other sessions (`gateway.shared`, mode `shared`).
+child of its own (`gateway.sessions.isolated_mode`, session mode `isolated`) or a child shared with
+other sessions (`gateway.sessions.shared_mode`, mode `shared`).
 
 Messages from the child are routed to the stream that waits for them: a response to the
 request that carried its id; a notification or server->client request to the in-flight
@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 from shared.models import utc_now
 
-from gateway.events import GET_STREAM, EventStore, event_id, parse_event_id
-from gateway.jsonrpc import (INTERNAL_ERROR, Message, dumps, error_response, id_key,
+from gateway.wire.event_store import GET_STREAM, EventStore, event_id, parse_event_id
+from gateway.wire.jsonrpc import (INTERNAL_ERROR, Message, dumps, error_response, id_key,
                              is_notification, is_request, is_response)
 
 log = logging.getLogger(__name__)

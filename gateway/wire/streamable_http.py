@@ -35,13 +35,13 @@ from shared.asgi import header
 from shared.errors import PayloadTooLargeError
 from shared.models import Server
 
-from gateway.http import (BATCH_VERSIONS, SESSION_HEADER, accepts_sse, check_post_headers,
+from gateway.wire.http import (BATCH_VERSIONS, SESSION_HEADER, accepts_sse, check_post_headers,
                           check_protocol_version, read_payload, request_version, rpc_error)
-from gateway.jsonrpc import (INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND, Message,
+from gateway.wire.jsonrpc import (INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND, Message,
                              MessageError, dumps, encoded, error_response, is_request)
 from gateway.metrics import METRICS
-from gateway.sessions import AnswerMode, Session, SessionGoneError, Waiter, sse_events
-from gateway.supervisor import AtCapacityError, SessionRegistry
+from gateway.sessions.session import AnswerMode, Session, SessionGoneError, Waiter, sse_events
+from gateway.sessions.supervisor import AtCapacityError, SessionRegistry
 
 log = logging.getLogger(__name__)
 

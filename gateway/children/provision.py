@@ -2,7 +2,7 @@
 
 The first session of a server whose spec has an `install` argv runs that argv in the
 server's own directory (`<servers_dir>/<name>`, its cwd), sandboxed and with the
-allowlisted environment of its children (`gateway.stdio.Launcher`), before any child
+allowlisted environment of its children (`gateway.children.stdio.Launcher`), before any child
 starts; its output goes to the server's log with secret values redacted. The step
 must be idempotent: it may run again after a ready flag expires or the spec changes.
 Install directories are per disk, and so are the flags: the lock
@@ -44,11 +44,11 @@ from shared.errors import ConflictError, NotFoundError
 from shared.models import AuditEvent, AuditResult, Server, ServerStatus
 from shared.store.port import DocumentStore
 
-from gateway.locks import ProvisionLocks
-from gateway.logs import append_line
+from gateway.children.locks import ProvisionLocks
+from gateway.children.logs import append_line
 from gateway.metrics import METRICS
-from gateway.stdio import Launcher
-from gateway.streamable_http import ProvisionFailedError
+from gateway.children.stdio import Launcher
+from gateway.wire.streamable_http import ProvisionFailedError
 
 log = logging.getLogger(__name__)
 

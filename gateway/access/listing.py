@@ -1,7 +1,7 @@
 """Per-tool policy on proxied `tools/list` answers (`remote` and `container` servers).
 
-`gateway.policy.GuardedSession` filters the answers of stdio children; proxied servers
-answer over HTTP, so `gateway.upstream` rewrites their `tools/list` responses here:
+`gateway.access.policy.GuardedSession` filters the answers of stdio children; proxied servers
+answer over HTTP, so `gateway.upstreams.proxy` rewrites their `tools/list` responses here:
 a JSON body (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#sending-messages-to-the-server)
 is read whole and filtered; an SSE stream (https://html.spec.whatwg.org/multipage/server-sent-events.html)
 is cut into events, and each event whose `data` is the JSON-RPC response to a pending
@@ -18,8 +18,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.jsonrpc import id_key, is_response
-from gateway.policy import ToolPredicate, filter_tools
+from gateway.wire.jsonrpc import id_key, is_response
+from gateway.access.policy import ToolPredicate, filter_tools
 
 # An SSE event ends at a blank line; all three line endings are legal.
 _EVENT_END = re.compile(r"\r\n\r\n|\n\n|\r\r")

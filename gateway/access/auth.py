@@ -7,7 +7,7 @@ the gateway is an OAuth 2.1 resource server. Every MCP request carries a bearer 
 `WWW-Authenticate: Bearer resource_metadata="<gateway>/.well-known/oauth-protected-resource/servers/{name}/mcp"`
 (RFC 6750 section 3, RFC 9728 section 5.1), where clients discover the authorization
 server (RFC 9728 section 3). Credentials are never logged and never forwarded to a
-server (`gateway.upstream` allowlists headers; stdio children get no request headers).
+server (`gateway.upstreams.proxy` allowlists headers; stdio children get no request headers).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from shared.auth.principal import AuthMode, Principal
 from shared.auth.tokens import AuthenticationError
 from shared.settings import Settings
 
-from gateway.http import rpc_error
-from gateway.jsonrpc import INVALID_REQUEST
+from gateway.wire.http import rpc_error
+from gateway.wire.jsonrpc import INVALID_REQUEST
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import NoReturn
 
 from shared.models import Server
 
-from gateway.jsonrpc import Message, is_request, is_response
-from gateway.sessions import Session, SessionGoneError
-from gateway.stdio import Launcher, StdioChild
+from gateway.wire.jsonrpc import Message, is_request, is_response
+from gateway.sessions.session import Session, SessionGoneError
+from gateway.children.stdio import Launcher, StdioChild
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class IsolatedLink:
 
     Args:
         launcher: starts the server's sandboxed processes. server: what to run (bound
-            to the session's scope values, `gateway.tenancy`).
+            to the session's scope values, `gateway.access.tenancy`).
         session: the session it serves.
         on_crash: called with `(server, text)` for every unexpected exit (restart
             counters, last error).
@@ -67,7 +67,7 @@ class IsolatedLink:
 
     async def start(self, ready: StdioChild | None = None) -> None:
         """Spawn the first child, or adopt `ready`, a started but not yet initialized
-        child of the same package (`gateway.warm_pool`). Raises OSError when the
+        child of the same package (`gateway.sessions.warm_pool`). Raises OSError when the
         command cannot start."""
         if ready is None:
             self._child = await self._spawn()

@@ -15,7 +15,7 @@ Spec: https://modelcontextprotocol.io/specification/2024-11-05/basic/transports#
   without `session_id`, 404 for an unknown or ended session, 415/413/400 for a wrong
   content type, an oversized body or a malformed message (JSON-RPC error bodies).
 
-Sessions are the ones of `gateway.sessions` with `single_stream` set, so isolated and
+Sessions are the ones of `gateway.sessions.session` with `single_stream` set, so isolated and
 shared modes, crash handling, idle reaping and `/status` work unchanged.
 """
 
@@ -33,12 +33,12 @@ from shared.asgi import header
 from shared.errors import PayloadTooLargeError
 from shared.models import Server
 
-from gateway.events import GET_STREAM
-from gateway.http import accepts_sse, read_payload, rpc_error
-from gateway.jsonrpc import (INVALID_REQUEST, SESSION_NOT_FOUND, Message, MessageError,
+from gateway.wire.event_store import GET_STREAM
+from gateway.wire.http import accepts_sse, read_payload, rpc_error
+from gateway.wire.jsonrpc import (INVALID_REQUEST, SESSION_NOT_FOUND, Message, MessageError,
                              is_request)
-from gateway.sessions import AnswerMode, Session, SessionGoneError, sse_events
-from gateway.streamable_http import PackageEndpoint
+from gateway.sessions.session import AnswerMode, Session, SessionGoneError, sse_events
+from gateway.wire.streamable_http import PackageEndpoint
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from shared.asgi import read_limited_body
 from shared.egress import EgressPolicy, EgressRefused
 from shared.models import Server, ServerKind
 
-from gateway.http import check_protocol_version, rpc_error
-from gateway.jsonrpc import INTERNAL_ERROR
-from gateway.listing import filter_listing, listing_ids
-from gateway.policy import ToolPredicate
+from gateway.wire.http import check_protocol_version, rpc_error
+from gateway.wire.jsonrpc import INTERNAL_ERROR
+from gateway.access.listing import filter_listing, listing_ids
+from gateway.access.policy import ToolPredicate
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class UpstreamProxy:
 
         With `allows` (the caller's tool predicate, when the server has a tool policy),
         answers to `tools/list` requests in the body list only the tools it allows
-        (`gateway.listing`); everything else streams through unchanged.
+        (`gateway.access.listing`); everything else streams through unchanged.
 
         Returns 502 with a JSON-RPC error body when the upstream cannot be reached or the
         remote address policy refuses its address. Raises PayloadTooLargeError (413) for

@@ -3,7 +3,7 @@ cap, lookup, the idle reaper, shutdown, and the figures `/servers/{name}/status`
 
 Lifecycle rules (issue 3, NFR-OPS-007): children (whole process groups) end on session
 DELETE, server removal, idle reaping and gateway shutdown; exit codes are logged by
-`gateway.stdio`; crashes are counted per server as restarts.
+`gateway.children.stdio`; crashes are counted per server as restarts.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any
 
 from shared.models import Server, SessionMode
 
-from gateway.events import EventStore
-from gateway.isolated import IsolatedLink
+from gateway.wire.event_store import EventStore
+from gateway.sessions.isolated_mode import IsolatedLink
 from gateway.metrics import METRICS
-from gateway.policy import GuardedSession
-from gateway.sessions import Session
-from gateway.shared import SharedPool
-from gateway.stdio import Launcher
-from gateway.tenancy import is_instance_of
-from gateway.warm_pool import WarmPool
+from gateway.access.policy import GuardedSession
+from gateway.sessions.session import Session
+from gateway.sessions.shared_mode import SharedPool
+from gateway.children.stdio import Launcher
+from gateway.access.tenancy import is_instance_of
+from gateway.sessions.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ class SessionRegistry:
     """Live sessions of this process.
 
     Args:
-        launcher: starts the servers' sandboxed children (`gateway.stdio.Launcher`).
+        launcher: starts the servers' sandboxed children (`gateway.children.stdio.Launcher`).
         max_sessions: sessions per server before `AtCapacityError`.
         idle_seconds: a session with nothing in flight for this long is reaped.
         event_capacity: SSE events kept per session for resumability.
         warm_pool_size: pre-spawned children kept ready per `isolated` server
-            (`gateway.warm_pool`); 0 = off.
-        id_prefix: what session ids start with (the replica's, `gateway.replicas`).
+            (`gateway.sessions.warm_pool`); 0 = off.
+        id_prefix: what session ids start with (the replica's, `gateway.upstreams.replicas`).
     """
 
     def __init__(self, launcher: Launcher, *, max_sessions: int = 64,
@@ -87,7 +87,7 @@ class SessionRegistry:
         """
         package = server.spec.package
         assert package is not None
-        # bound to the request's caller (`gateway.policy.CALLER`), tools/list filtered
+        # bound to the request's caller (`gateway.access.policy.CALLER`), tools/list filtered
         session = GuardedSession(server.name, EventStore(self.event_capacity), self.forget)
         session.id = self.id_prefix + session.id  # routes later requests to this replica
         try:
@@ -136,7 +136,7 @@ class SessionRegistry:
 
     async def stop_server(self, server: str) -> int:
         """Terminate every session (and shared child) of `server` and of its dedicated
-        tenant instances (`gateway.tenancy`); returns the count."""
+        tenant instances (`gateway.access.tenancy`); returns the count."""
         sessions = [s for s in self._sessions.values() if is_instance_of(s.server, server)]
         await asyncio.gather(*(s.terminate() for s in sessions))
         for name in {server, *(n for n in self._names if is_instance_of(n, server))}:

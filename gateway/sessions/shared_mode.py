@@ -22,11 +22,11 @@ from typing import Any
 
 from shared.models import Server
 
-from gateway.http import SUPPORTED_VERSIONS
-from gateway.jsonrpc import (INTERNAL_ERROR, Message, error_response, id_key, is_request,
+from gateway.wire.http import SUPPORTED_VERSIONS
+from gateway.wire.jsonrpc import (INTERNAL_ERROR, Message, error_response, id_key, is_request,
                              is_response)
-from gateway.sessions import UNRELATED, Session, SessionGoneError
-from gateway.stdio import Launcher, StdioChild
+from gateway.sessions.session import UNRELATED, Session, SessionGoneError
+from gateway.children.stdio import Launcher, StdioChild
 
 log = logging.getLogger(__name__)
 

@@ -2,16 +2,16 @@
 scoped, rate limited and recorded before (and after) it reaches a server (issue 4).
 
 Order of checks, each answered as MCP clients expect (JSON-RPC error bodies):
-1. authentication (`gateway.auth`): 401 + `WWW-Authenticate` with resource metadata;
-2. server access (`gateway.policy.may_use`): 403; then a malformed `MCPaaS-Model`
+1. authentication (`gateway.access.auth`): 401 + `WWW-Authenticate` with resource metadata;
+2. server access (`gateway.access.policy.may_use`): 403; then a malformed `MCPaaS-Model`
    header answers 400 (cost events, below);
-3. tenancy (`gateway.tenancy.bind`): 403 for a missing or foreign scope value, audited
+3. tenancy (`gateway.access.tenancy.bind`): 403 for a missing or foreign scope value, audited
    in `audit` (action ``gateway.scope``, result ``refused``);
 4. session binding: a session id opened by another principal answers 404, as an
    unknown one does (no oracle for other callers' session ids);
 5. tool policy: a `tools/call` of a tool the caller may not call gets a JSON-RPC error
    (HTTP 200, code `FORBIDDEN`) and never reaches the server;
-6. rate limits (`gateway.limits`): 429 with `Retry-After` and `X-RateLimit-*`; an
+6. rate limits (`gateway.access.limits`): 429 with `Retry-After` and `X-RateLimit-*`; an
    admitted request's response carries `X-RateLimit-*` of its tightest limit too.
 Every JSON-RPC request that passed authentication is recorded in `invocations` (actor,
 server, method, tool, latency in ms, result = HTTP status or ``denied``) through
@@ -49,15 +49,15 @@ from shared.settings import Settings
 from shared.store.port import DocumentStore
 from shared.telemetry import current_trace_id, emit_tool_called
 
-from gateway.auth import GatewayAuth
+from gateway.access.auth import GatewayAuth
 
-from gateway.http import SESSION_HEADER, read_payload, rpc_error
-from gateway.jsonrpc import INVALID_REQUEST, SESSION_NOT_FOUND, MessageError, is_request
-from gateway.limits import limiter_from_settings, too_many_requests
+from gateway.wire.http import SESSION_HEADER, read_payload, rpc_error
+from gateway.wire.jsonrpc import INVALID_REQUEST, SESSION_NOT_FOUND, MessageError, is_request
+from gateway.access.limits import limiter_from_settings, too_many_requests
 from gateway.metrics import METRICS
-from gateway.policy import GuardedSession, bind_caller, may_use, tool_allowed
-from gateway.supervisor import SessionRegistry
-from gateway.tenancy import INSTANCE_SEPARATOR, ScopeRefusedError, bind, env_name
+from gateway.access.policy import GuardedSession, bind_caller, may_use, tool_allowed
+from gateway.sessions.supervisor import SessionRegistry
+from gateway.access.tenancy import INSTANCE_SEPARATOR, ScopeRefusedError, bind, env_name
 
 # JSON-RPC code of a call the caller's roles do not allow (implementation-defined range).
 FORBIDDEN = -32003
@@ -137,7 +137,7 @@ class Guard:
 
     async def dispatch(self, request: Request, server: Server, handler: Handler) -> Response:
         """Admit a request of the caller `authenticate` put in `request.state.principal`,
-        run `handler` on the bound server as that caller (`gateway.policy.CALLER`), and
+        run `handler` on the bound server as that caller (`gateway.access.policy.CALLER`), and
         record it. Returns the handler's response or the refusal."""
         principal: Principal = request.state.principal
         call = await self.admit(request, server, principal)

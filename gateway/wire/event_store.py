@@ -18,7 +18,7 @@ import itertools
 from collections import deque
 from collections.abc import AsyncIterator
 
-from gateway.jsonrpc import Message
+from gateway.wire.jsonrpc import Message
 
 GET_STREAM = "get"
 _END = None

@@ -5,7 +5,7 @@ caller's `Principal`. Authorization comes before listing (the agentgateway model
 session remembers its caller's tool predicate, and `GuardedSession` removes every tool
 the caller may not call from the `tools/list` results the child sends back, so callers
 never learn of tools they cannot use; the gateway refuses calls to them before they
-reach the child (`gateway.guard`).
+reach the child (`gateway.access.guard`).
 
 Sessions are bound to the principal that opened them (`GuardedSession.owner`): the
 caller is passed from the request to `SessionRegistry.create` through `CALLER`, a
@@ -23,9 +23,9 @@ from shared.auth.principal import Principal, Role
 from shared.auth.rbac import Decision
 from shared.models import AccessPolicy, ServerSpec
 
-from gateway.events import EventStore
-from gateway.jsonrpc import Message, id_key, is_response
-from gateway.sessions import AnswerMode, Session
+from gateway.wire.event_store import EventStore
+from gateway.wire.jsonrpc import Message, id_key, is_response
+from gateway.sessions.session import AnswerMode, Session
 
 # Tool-name key of `AccessPolicy.tools` that applies to every tool not named itself.
 ANY_TOOL = "*"

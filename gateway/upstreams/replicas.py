@@ -35,8 +35,8 @@ from starlette.responses import Response, StreamingResponse
 
 from shared.asgi import header
 
-from gateway.http import SESSION_HEADER, rpc_error
-from gateway.jsonrpc import SESSION_NOT_FOUND
+from gateway.wire.http import SESSION_HEADER, rpc_error
+from gateway.wire.jsonrpc import SESSION_NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Replicas:
         url: this replica's base URL as its peers reach it (setting
             `gateway_replica_url`, the pod IP on Kubernetes).
         directory: the shared id -> URL map.
-        http: the pooled client for hops (`gateway.upstream.default_client`).
+        http: the pooled client for hops (`gateway.upstreams.proxy.default_client`).
     """
 
     def __init__(self, url: str, directory: ReplicaDirectory, http: httpx.AsyncClient) -> None:

@@ -6,8 +6,8 @@ and `MCPAAS_GATEWAY_SINGLE_SERVER_SPEC=<ServerSpec JSON>` (its ConfigMap,
 `shared.package_pods`). The process then serves only that server:
 
 - `/mcp` (GET, POST, DELETE): Streamable HTTP, the same endpoint the shared gateway
-  serves for package servers (`gateway.streamable_http`), over children started in the
-  pod (`gateway.stdio`; sessions, warm pool, idle reaper as in the gateway);
+  serves for package servers (`gateway.wire.streamable_http`), over children started in the
+  pod (`gateway.children.stdio`; sessions, warm pool, idle reaper as in the gateway);
 - `/healthz`: liveness; `/readyz`: ready (the server is installed: the install step
   runs at start-up, before the port opens, so a failing install crash-loops the pod
   and fails the rollout with the step's output in the pod log).
@@ -39,14 +39,14 @@ from shared.secrets import create_secret_store
 from shared.settings import Settings
 from shared.store.sqlite import SQLiteDocumentStore
 
-from gateway import logs
-from gateway.http import problem
-from gateway.locks import LocalLocks
-from gateway.provision import Provisioner
-from gateway.sandbox import Sandbox
-from gateway.stdio import Launcher
-from gateway.streamable_http import PackageEndpoint
-from gateway.supervisor import SessionRegistry
+from gateway.children import logs
+from gateway.wire.http import problem
+from gateway.children.locks import LocalLocks
+from gateway.children.provision import Provisioner
+from gateway.children.sandbox import Sandbox
+from gateway.children.stdio import Launcher
+from gateway.wire.streamable_http import PackageEndpoint
+from gateway.sessions.supervisor import SessionRegistry
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# where every log line is copied too: a package-server pod's stdout (`gateway.single`),
+# where every log line is copied too: a package-server pod's stdout (`gateway.upstreams.single`),
 # which is how the control plane reads it there (pod logs); None in the shared gateway
 _echo: TextIO | None = None
 

@@ -17,7 +17,7 @@ from shared.ratelimit import RateLimitDecision, RateLimiter
 from shared.redis_auth import redis_options
 from shared.settings import Settings
 
-from gateway.http import rpc_error
+from gateway.wire.http import rpc_error
 
 # JSON-RPC code of a rate-limited request (implementation-defined server error range).
 RATE_LIMITED = -32029

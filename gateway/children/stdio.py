@@ -3,12 +3,12 @@ https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#stdio)
 
 Messages are newline-delimited JSON on the child's stdin/stdout; stderr lines are
 appended, timestamped and with the server's secret values redacted, to the server's
-log (`gateway.logs`), followed by the exit code. The child leads its own process group
+log (`gateway.children.logs`), followed by the exit code. The child leads its own process group
 so that terminating it also ends anything it started (e.g. `npx` -> `node`); under the
-sandbox (`gateway.sandbox`) the group is bwrap's, and everything inside dies with it.
+sandbox (`gateway.children.sandbox`) the group is bwrap's, and everything inside dies with it.
 
 `Launcher` says how any process of a server starts (a child here, an install step in
-`gateway.provision`): the sandboxed argv, the allowlisted environment (`child_env`)
+`gateway.children.provision`): the sandboxed argv, the allowlisted environment (`child_env`)
 with the resolved secrets, the server's own directory as cwd, and its log file.
 """
 
@@ -33,9 +33,9 @@ from shared.secrets import SecretNotFoundError, SecretStore, resolve_env
 from shared.settings import host_environment
 from shared.telemetry import child_trace_env
 
-from gateway.jsonrpc import Message, RawMessage, dumps
-from gateway.logs import append_line, copy_stderr, log_path, redactor
-from gateway.sandbox import Sandbox, allocation_failed, tree_rss
+from gateway.wire.jsonrpc import Message, RawMessage, dumps
+from gateway.children.logs import append_line, copy_stderr, log_path, redactor
+from gateway.children.sandbox import Sandbox, allocation_failed, tree_rss
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def child_env(package: PackageSource, home: Path,
 
     `NEUTRAL_ENV` and `LC_*` from the gateway's environment; HOME and the caches of
     npm, uv, pip (XDG) inside `home`, the server's own directory; `package.env` (with
-    tenancy scope values, `gateway.tenancy`); the resolved `secrets`; the current W3C
+    tenancy scope values, `gateway.access.tenancy`); the resolved `secrets`; the current W3C
     trace context as `TRACEPARENT`. The gateway's interpreter directory comes first on
     PATH so commands installed in its venv resolve.
     """
@@ -109,7 +109,7 @@ class Launcher:
     """Prepares the processes of servers: sandbox, environment, secrets.
 
     Args:
-        sandbox: the argv builder (`gateway.sandbox.Sandbox`).
+        sandbox: the argv builder (`gateway.children.sandbox.Sandbox`).
         secrets: the secret store that resolves `package.secrets` references.
     """
 
@@ -154,7 +154,7 @@ class StdioChild:
         launcher: prepares the sandboxed process (`Launcher`).
         name: the server (or dedicated instance) it belongs to. spec: its spec.
         on_message: awaited with every JSON object the child writes to stdout; may be
-            replaced after start (`.on_message`), as `gateway.warm_pool` does on hand-over.
+            replaced after start (`.on_message`), as `gateway.sessions.warm_pool` does on hand-over.
         on_exit: awaited once when stdout closes, with the exit code (None if unknown)
             and a human-readable reason (which names the memory limit when the child
             was stopped for it); may be set after construction (`.on_exit`).

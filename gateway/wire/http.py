@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from shared.asgi import header, read_limited_body
 from shared.errors import PROBLEM_JSON, MCPaaSError, PayloadTooLargeError, problem_body
 
-from gateway.jsonrpc import INVALID_REQUEST, Message, MessageError, error_response, parse_payload
+from gateway.wire.jsonrpc import INVALID_REQUEST, Message, MessageError, error_response, parse_payload
 
 # Batches were part of 2025-03-26 only; 2025-06-18 removed them
 # (https://modelcontextprotocol.io/specification/2025-06-18/changelog).
