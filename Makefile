@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test lint install bench bench-gateway bench-sandbox bench-production prod-local check-sandbox clean requirements
+.PHONY: run test lint install deps bench bench-gateway bench-sandbox bench-production bench-scale-control prod-local check-sandbox clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -32,17 +32,39 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# System programs, as `binary:Debian package`. `make test` runs them all: bwrap sandboxes
+# every stdio child (docs/sandbox.md), redis-server backs the lock, limit and replica tests,
+# shellcheck lints the azd hooks and runbooks. `make deps` installs the missing ones with
+# apt-get when run as root, else prints the exact command and fails: a test never skips
+# for want of one. `install` does not depend on it: the azd hooks run `make install` on
+# machines (macOS) that need none of these.
+TEST_DEPS := bwrap:bubblewrap redis-server:redis-server shellcheck:shellcheck
+define ensure_deps
+	@missing=$$(for dep in $(1); do command -v "$${dep%%:*}" >/dev/null || printf '%s ' "$${dep#*:}"; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $$missing(apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "missing system packages: $$missing"; \
+		echo "install them first: sudo apt-get install -y $$missing(Debian/Ubuntu; see README.md)"; exit 1; \
+	fi
+endef
+
+deps:
+	$(call ensure_deps,$(TEST_DEPS))
+
 # the gateway sandboxes stdio servers with bubblewrap (docs/sandbox.md); on a machine
 # without it (macOS, Windows) run with MCPAAS_GATEWAY_SANDBOX=none and read that doc first
 check-sandbox:
-	@[ "$${MCPAAS_GATEWAY_SANDBOX:-bwrap}" = none ] || [ "$$(uname -s)" != Linux ] || command -v bwrap >/dev/null || \
-		{ echo "the gateway's sandbox needs bubblewrap: sudo apt-get install -y bubblewrap (see docs/sandbox.md)"; exit 1; }
+	@[ "$${MCPAAS_GATEWAY_SANDBOX:-bwrap}" = none ] || [ "$$(uname -s)" != Linux ] || $(MAKE) --no-print-directory \
+		TEST_DEPS=bwrap:bubblewrap deps
 
 run: install check-sandbox
 	$(VENV)/bin/mcpaas up --port $(API_PORT) --gateway-port $(GATEWAY_PORT) --data-dir $(DATA_DIR) \
 		--deploy catalog/echo/server.yaml
 
-test: install check-sandbox lint
+test: deps install lint
 	$(PY) -m pytest
 
 # ruff (style, pyflakes, bugbear) and mypy over the deployables; both read pyproject.toml
@@ -65,6 +87,11 @@ bench-gateway: install
 	test -x $(PEERS_VENV)/bin/mcp-proxy || { $(PYTHON) -m venv $(PEERS_VENV) && \
 		$(PEERS_VENV)/bin/python -m pip install --quiet mcp-proxy==0.13.0; }
 	$(PY) bench/gateway.py
+
+# the control plane at scale (issue 15, docs/paging.md): list and audit pages, reconcile
+# walk and create bursts at growing counts (about 10 minutes; loads 1M audit records)
+bench-scale-control: install check-sandbox
+	$(PY) bench/scale_control.py
 
 # child start and tools/call p50 with and without the sandbox (issue 10)
 bench-sandbox: install check-sandbox

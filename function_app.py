@@ -33,6 +33,7 @@ from triggers.costs import bp as costs_triggers
 from triggers.quota import bp as quota_triggers
 from triggers.freshness import bp as freshness
 from triggers.catalog import bp as catalog_triggers
+from triggers.bundles import bp as bundle_triggers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -51,3 +52,4 @@ for blueprint in (apim_triggers, apim_restore_orchestration, apim_activities, fr
 for blueprint in (costs_triggers, quota_triggers, quota_orchestration, quota_activities):  # issue 12: FR-026, FR-028
     app.register_functions(blueprint)
 app.register_functions(catalog_triggers)  # issue 13: the server catalog (FR-007)
+app.register_functions(bundle_triggers)  # issue 13 item 2: code bundles (docs/bundles.md)

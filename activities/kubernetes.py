@@ -1,7 +1,7 @@
 """Activities that talk to the Kubernetes API of the cluster running `container` servers.
 
 All cluster I/O goes through the official `kubernetes` client (typed APIs) against the
-cluster of `MCPAAS_KUBECONFIG`. Objects come from the pure translator
+cluster `shared.kubernetes.api_client` selects. Objects come from the pure translator
 `shared.manifests.render` and are written with server-side apply, field manager
 ``mcpaas``, so re-applying the same revision changes nothing and any field the platform
 does not set (the HPA's replica count) stays with its owner
@@ -22,11 +22,12 @@ from typing import Any
 import azure.durable_functions as df
 from kubernetes import client
 
-from shared import manifests, servers
+from shared import manifests, package_processes, servers
 from shared.errors import NotFoundError
 from shared.gateway_client import endpoint_of
-from shared.kubernetes import KINDS, SERVER_KINDS, Obj, api_client, call, items, replica_counts
-from shared.models import OperationJob, ServerSpec
+from shared.kubernetes import (KINDS, SERVER_KINDS, Obj, api_client, call, items, namespace_object,
+                               replica_counts)
+from shared.models import OperationJob, ReplicaCounts, ServerSpec
 from shared.secrets import get_secret_store, resolve_env
 from shared.settings import get_settings
 from shared.store import get_store
@@ -48,11 +49,19 @@ def apply(api: client.ApiClient, obj: Obj) -> Obj:
                 _content_type=APPLY_PATCH)
 
 
-def namespace_object(name: str) -> Obj:
-    """The servers' namespace, enforcing the restricted Pod Security Standard."""
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "mcpaas",
-                                                  "pod-security.kubernetes.io/enforce": "restricted"}}}
+def ensure_namespace(api: client.ApiClient, name: str) -> None:
+    """Apply the servers' namespace (`namespace_object`), where the identity may.
+
+    On AKS the control plane holds "Azure Kubernetes Service RBAC Writer" on this
+    namespace only (least privilege), which does not cover the cluster-scoped Namespace
+    object: the installer creates it (infra/hooks/postprovision.sh) and the 403 here is
+    expected. Were it missing, the next apply fails with a 404 naming the namespace.
+    """
+    try:
+        apply(api, namespace_object(name))
+    except RuntimeError as error:
+        if "HTTP 403" not in str(error):
+            raise
 
 
 def _delete_if_present(api: client.ApiClient, kind: str, name: str, namespace: str) -> bool:
@@ -72,13 +81,17 @@ def apply_spec(spec: ServerSpec) -> int:
     The Secret gets its values from the secret store here, on its way to the API server
     only (NFR-SEC-002); a spec without secrets removes a Secret left by an earlier
     revision. Raises SecretNotFoundError naming the variable if a reference is gone.
+    With `MCPAAS_PACKAGE_PROCESSES` and no cluster, a package server's process instead.
     """
+    if package_processes.selected(get_settings()):
+        return package_processes.runner().apply(spec)
     options = manifests.options_from_settings()
     source = spec.container or spec.package
     assert source is not None, "apply_spec needs a container or package spec"
     generation = 0
     with api_client() as api:
-        for obj in [namespace_object(options.namespace), *manifests.render(spec, options)]:
+        ensure_namespace(api, options.namespace)
+        for obj in manifests.render(spec, options):
             if obj["kind"] == "Secret":
                 obj = manifests.fill_secret(obj, resolve_env(get_secret_store(), source.secrets))
             live = apply(api, obj)
@@ -152,6 +165,10 @@ def rollout_state(deployment: Obj, pods: list[Obj], events: list[Obj]) -> dict[s
 def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
     """Read the server's Deployment, pods and Warning events; `rollout_state` of them."""
     op = OperationJob.model_validate(job)
+    if package_processes.selected(get_settings()):  # the local twin of package pods
+        local = package_processes.runner()
+        servers.record_observation(get_store(), op.name, local.observe(op.name) or ReplicaCounts())
+        return local.rollout(op.name)
     namespace = get_settings().kube_namespace
     with api_client() as api:
         deployment = call(api, "read", "Deployment", op.name, namespace)
@@ -168,6 +185,8 @@ def rollout_status(job: dict[str, Any]) -> dict[str, Any]:
 
 def delete_objects(name: str) -> int:
     """Delete every object of server `name` (absent ones are skipped); how many were deleted."""
+    if package_processes.selected(get_settings()):
+        return package_processes.runner().delete(name)
     namespace = get_settings().kube_namespace
     with api_client() as api:
         return sum(_delete_if_present(api, kind, name, namespace) for kind in reversed(SERVER_KINDS))

@@ -2,14 +2,18 @@
 "Measure"), and the cost of a cross-replica hop.
 
 - embedded: devhost + one gateway, SQLite, local auth (what `make run` starts);
-- production-shaped: devhost + two gateway replicas behind a round-robin proxy, the
-  Cosmos emulator, Redis, Entra-mode auth against a local OIDC issuer
-  (`tests.production_shaped`).
+- production-shaped (`tests.production_shaped`): devhost + two gateway replicas behind a
+  round-robin proxy, the Cosmos emulator, Redis, Entra-mode auth against a local OIDC
+  issuer, in its two shapes one after the other (two cores): package servers as
+  separate single-server processes (the production shape, as pods on AKS), and as the
+  replicas' own children.
 
-Printed, as medians: time from `POST /api/servers` to `Running` (a new server name per
-deploy), `tools/call` p50 of the echo server (one session, sequential calls) through
-each run's front door, and on the production-shaped run the same session called on its
-owning replica directly vs on the other replica (the hop: forward + the owner's work).
+Printed, as medians, each shape's figures measured alternating with the embedded run's:
+time from `POST /api/servers` to `Running` (a new server name per deploy), `tools/call`
+p50 of the echo server (sequential calls on one session) through each run's front door,
+the extra cost of the package process (processes minus replica children), and, where
+sessions are owned by a replica (replica children), the same session called on its
+owning replica vs on the other one (the hop: forward + the owner's work).
 
 Run: `make bench-production` (or `.venv/bin/python bench/production_shaped.py
 [--deploys N] [--calls N]`).
@@ -31,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.e2e.conftest import Platform, free_port  # noqa: E402
 from tests.integration.gateway.helpers import INIT, INITIALIZED, session_headers  # noqa: E402
-from tests.production_shaped import ProductionShaped  # noqa: E402
+from tests.production_shaped import ROLLOUT_POLL_SECONDS, ProductionShaped  # noqa: E402
 
 
 # the bench's sequential calls exceed the default per-identity and per-server limits
@@ -93,50 +97,83 @@ def main() -> None:
         embedded = Platform(Path(root) / "embedded", free_port(), free_port(), auth_env=NO_RATE_LIMITS)
         embedded.data_dir.mkdir()
         embedded.token()  # creates the signing key both embedded processes trust
+        local = httpx.Client(headers=embedded.headers, timeout=60)
         try:
             embedded.start("gateway")
             embedded.start("devhost")
-            with ProductionShaped(Path(root) / "prod", extra_env=NO_RATE_LIMITS) as prod:
-                report(embedded, prod, options.deploys, options.calls)
+            results: dict[str, dict[str, list[float]]] = {EMBEDDED: {"deploy": [], "call": []}}
+            hop: tuple[list[float], list[float]] = ([], [])
+            for label, processes in ((PROCESSES, True), (CHILDREN, False)):  # one at a time: 2 cores
+                with ProductionShaped(Path(root) / label.split()[-1], extra_env=NO_RATE_LIMITS,
+                                      package_processes=processes) as prod:
+                    results[label] = measure(local, embedded, prod, label, results[EMBEDDED], options)
+                    if not processes:  # sessions owned by a replica exist in this shape only
+                        hop = hop_times(prod, options.calls)
         finally:
+            local.close()
             embedded.stop()
+    report(results, hop, options)
 
 
-def report(embedded: Platform, prod: ProductionShaped, deploys: int, calls: int) -> None:
-    """Measure both runs, alternating, and print the medians."""
-    local = httpx.Client(headers=embedded.headers, timeout=60)
+EMBEDDED = "embedded"
+PROCESSES = "production-shaped, package processes"
+CHILDREN = "production-shaped, replica children"
+
+
+def measure(local: httpx.Client, embedded: Platform, prod: ProductionShaped, label: str,
+            baseline: dict[str, list[float]], options: argparse.Namespace) -> dict[str, list[float]]:
+    """Deploy times and tools/call times of `prod`, alternating with the embedded run
+    (whose figures are added to `baseline`) so drift hits both."""
     azure = httpx.Client(headers=prod.headers, timeout=60)
-    deploy = {"embedded": [], "production-shaped": []}
-    for number in range(deploys):  # alternate so drift hits both
-        deploy["embedded"].append(deploy_seconds(local, embedded.api, f"echo-{number}"))
-        deploy["production-shaped"].append(deploy_seconds(azure, prod.api, f"echo-{number}"))
-    endpoints = {"embedded": (local, f"{embedded.gateway}/servers/echo-0/mcp"),
-                 "production-shaped": (azure, f"{prod.proxy}/servers/echo-0/mcp")}
-    call = {}
-    for label, (http, endpoint) in endpoints.items():
-        session = open_session(http, endpoint)
-        call_times(http, endpoint, session, 20)  # warm-up
-        call[label] = call_times(http, endpoint, session, calls)
+    tag = "p" if prod.package_processes else "c"
+    deploys = []
+    for number in range(options.deploys):
+        baseline["deploy"].append(deploy_seconds(local, embedded.api, f"echo-{tag}{number}"))
+        deploys.append(deploy_seconds(azure, prod.api, f"echo-{number}"))
+    calls = []
+    for _ in range(2):  # two blocks each, interleaved
+        for http, endpoint, sink in ((local, f"{embedded.gateway}/servers/echo-{tag}0/mcp", baseline["call"]),
+                                     (azure, f"{prod.proxy}/servers/echo-0/mcp", calls)):
+            session = open_session(http, endpoint)
+            call_times(http, endpoint, session, 20)  # warm-up
+            sink += call_times(http, endpoint, session, options.calls // 2)
+    azure.close()
+    return {"deploy": deploys, "call": calls}
+
+
+def hop_times(prod: ProductionShaped, calls: int) -> tuple[list[float], list[float]]:
+    """One replica-owned session called on its owner vs on the other replica (the hop)."""
+    azure = httpx.Client(headers=prod.headers, timeout=60)
     owner, other = (f"{base}/servers/echo-0/mcp" for base in prod.replicas)
     session = open_session(azure, owner)
-    direct, hop = [], []
-    for _ in range(calls // 50):  # interleaved blocks: drift hits both
+    direct: list[float] = []
+    hop: list[float] = []
+    for _ in range(max(1, calls // 50)):  # interleaved blocks: drift hits both
         direct += call_times(azure, owner, session, 50)
         hop += call_times(azure, other, session, 50)
-    print(f"deploy POST -> Running, median of {deploys}:")
-    for label, values in deploy.items():
-        print(f"  {label:18} {ms(values):8.1f} ms")
-    print(f"  ratio production-shaped / embedded: {ms(deploy['production-shaped']) / ms(deploy['embedded']):.2f}")
-    print(f"tools/call p50 over {calls} sequential calls on one session:")
-    for label, values in call.items():
-        print(f"  {label:18} {ms(values):8.2f} ms")
-    print(f"  ratio production-shaped / embedded: {ms(call['production-shaped']) / ms(call['embedded']):.2f}")
-    print("cross-replica hop, same session, p50:")
-    print(f"  on the owning replica   {ms(direct):8.2f} ms")
-    print(f"  via the other replica   {ms(hop):8.2f} ms   (hop cost {ms(hop) - ms(direct):+.2f} ms, "
-          f"ratio {ms(hop) / ms(direct):.2f})")
-    local.close()
     azure.close()
+    return direct, hop
+
+
+def report(results: dict[str, dict[str, list[float]]], hop: tuple[list[float], list[float]],
+           options: argparse.Namespace) -> None:
+    """Print the medians and the ratios to the embedded run."""
+    base = results[EMBEDDED]
+    for key, title, unit in (("deploy", f"deploy POST -> Running, median of {options.deploys} per shape "
+                              f"(package processes: rollout polled every {ROLLOUT_POLL_SECONDS} s)", "%8.1f"),
+                             ("call", f"tools/call p50 over {options.calls} sequential calls per shape "
+                              "(two sessions, one block each)", "%8.2f")):
+        print(f"{title}:")
+        for label, values in results.items():
+            ratio = "" if label == EMBEDDED else f"   ratio to embedded {ms(values[key]) / ms(base[key]):.2f}"
+            print(f"  {label:38} {unit % ms(values[key])} ms{ratio}")
+    bridge = ms(results[PROCESSES]["call"]) - ms(results[CHILDREN]["call"])
+    print(f"  the package process's own hop (processes - replica children): {bridge:+.2f} ms")
+    direct, other = hop
+    print("cross-replica hop (replica children: a session owned by one replica), same session, p50:")
+    print(f"  on the owning replica   {ms(direct):8.2f} ms")
+    print(f"  via the other replica   {ms(other):8.2f} ms   (hop cost {ms(other) - ms(direct):+.2f} ms, "
+          f"ratio {ms(other) / ms(direct):.2f})")
 
 
 if __name__ == "__main__":

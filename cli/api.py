@@ -1,7 +1,8 @@
 """A small client of the control plane REST API (DESIGN.md "Public contract").
 
 Every call returns decoded JSON or raises a `cli.errors` error: `ApiError` for a 4xx/5xx
-answer (carrying the RFC 9457 problem fields), `UnreachableError` when nothing listens.
+answer (carrying the RFC 9457 problem fields and what to do about it), `UnreachableError`
+when nothing listens, `SlowError` when the answer does not come within `timeout` seconds.
 Tests pass an `httpx.MockTransport` as `transport`.
 """
 
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cli.errors import ApiError, CliError, UnreachableError
+from cli.errors import ApiError, CliError, SlowError, UnreachableError
 
 DEFAULT_API_URL = "http://127.0.0.1:7071"
 
@@ -35,6 +36,7 @@ class ControlPlane:
                  transport: httpx.BaseTransport | None = None, timeout: float = 10.0,
                  token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         headers = {"Accept": "application/json"}
         if token:  # a bearer JWT or an API key (`mcpk_...`); both go in Authorization
             headers["Authorization"] = f"Bearer {token}"
@@ -52,8 +54,8 @@ class ControlPlane:
         self._http.close()
 
     def list_servers(self) -> list[dict[str, Any]]:
-        """All servers (`GET /api/servers`)."""
-        return self._request("GET", "/api/servers").json().get("items", [])
+        """All servers (`GET /api/servers`, every page)."""
+        return self._every_page("/api/servers")
 
     def get_server(self, name: str) -> dict[str, Any] | None:
         """One server, or None when the control plane answers 404."""
@@ -76,6 +78,11 @@ class ControlPlane:
         """Start deleting `name` (`DELETE /api/servers/{name}`)."""
         return _accepted(self._request("DELETE", _server_path(name)))
 
+    def upload_bundle(self, data: bytes) -> dict[str, Any]:
+        """Upload a code bundle (`POST /api/bundles`, docs/bundles.md): `{"bundle": digest, "size", "files"}`."""
+        return self._request("POST", "/api/bundles", content=data, timeout=120.0,
+                             headers={"Content-Type": "application/gzip"}).json()
+
     def provision(self, spec: dict[str, Any]) -> Accepted:
         """Start provisioning the Azure control plane (`POST /api/controlplane`)."""
         return _accepted(self._request("POST", "/api/controlplane", json=spec))
@@ -85,8 +92,8 @@ class ControlPlane:
         return _accepted(self._request("POST", f"{_server_path(name)}/rollback", json={"revision": revision}))
 
     def list_revisions(self, name: str) -> list[dict[str, Any]]:
-        """Every applied spec of `name`, with diffs (`GET /api/servers/{name}/revisions`)."""
-        return self._request("GET", f"{_server_path(name)}/revisions").json().get("items", [])
+        """Every applied spec of `name`, with diffs (`GET /api/servers/{name}/revisions`, every page)."""
+        return self._every_page(f"{_server_path(name)}/revisions")
 
     def get_operation(self, operation_id: str) -> dict[str, Any]:
         """Status of one lifecycle workflow (`GET /api/operations/{id}`)."""
@@ -146,11 +153,25 @@ class ControlPlane:
         """A new API key (`POST /api/keys`): `{"key": plaintext (shown once), "record": ...}`."""
         return self._request("POST", "/api/keys", json=request).json()
 
+    def _every_page(self, path: str) -> list[dict[str, Any]]:
+        """The `items` of every page of a paged list, following `continuationToken`
+        (docs/paging.md)."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+        while True:
+            body = self._request("GET", path, params=params).json()
+            items += body.get("items", [])
+            if not body.get("continuationToken"):
+                return items
+            params["continuationToken"] = body["continuationToken"]
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise UnreachableError(self.base_url) from exc
+        except httpx.TimeoutException as exc:
+            raise SlowError(self.base_url, self.timeout) from exc
         except httpx.TransportError as exc:
             raise CliError(f"{method} {self.base_url}{path} failed: {exc!r}") from exc
         if response.is_error:
@@ -175,18 +196,22 @@ def _accepted(response: httpx.Response) -> Accepted:
 
 
 def problem_error(response: httpx.Response) -> ApiError:
-    """Turn a 4xx/5xx answer into an `ApiError`, reading an RFC 9457 body if present."""
+    """Turn a 4xx/5xx answer into an `ApiError`, reading an RFC 9457 body if present.
+
+    The request must be known (`response.request`): whether it carried a credential picks
+    the 401 hint."""
     body = _json_or_none(response)
     reason = response.reason_phrase or f"HTTP {response.status_code}"
+    sent = "Authorization" in response.request.headers or "X-API-Key" in response.request.headers
     if not isinstance(body, dict):
         # Not problem+json (e.g. a proxy's HTML page): keep a short excerpt as detail.
-        return ApiError(response.status_code, reason, response.text.strip()[:300])
+        return ApiError(response.status_code, reason, response.text.strip()[:300], sent_credential=sent)
     listed = body.get("errors")
     errors = listed if isinstance(listed, list) else []
     field_errors = [{"field": str(e.get("field", "")), "message": str(e.get("message", ""))}
                     for e in errors if isinstance(e, dict)]
     return ApiError(response.status_code, str(body.get("title") or reason),
-                    str(body.get("detail") or ""), field_errors, body)
+                    str(body.get("detail") or ""), field_errors, body, sent_credential=sent)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

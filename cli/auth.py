@@ -1,21 +1,26 @@
-"""Local login for the CLI: mint tokens with the platform's local issuer and keep one for later calls.
+"""Credentials for the CLI: mint local tokens, sign in to Entra ID, keep one for later calls.
 
 `mcpaas login` (and `mcpaas up`, for its own admin) signs a token with the RSA key the
 platform keeps in its data dir (`<data dir>/auth/signing-key.pem`): whoever can read that
 file controls the local platform anyway, so possession of it is the proof of identity,
 and no unauthenticated "give me a token" endpoint has to exist. The token is saved to
 `<data dir>/cli-token` (mode 0600); every later command sends it unless `--token` or
-`MCPAAS_TOKEN` says otherwise. For an Entra-secured control plane, pass an Entra access
-token through `MCPAAS_TOKEN` instead.
+`MCPAAS_TOKEN` says otherwise. For an Entra-secured control plane, `device_code_token`
+signs in with a device code (`mcpaas login --entra`, cli/login.py) and the access token
+is saved the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
 from rich.markup import escape
 
 from shared.auth.principal import Role
@@ -33,6 +38,32 @@ def mint_local(data_dir: Path, user: str, roles: Iterable[Role], groups: Iterabl
                lifetime_s: int = 8 * 3600) -> str:
     """A token for local user `user`, signed with the key in `data_dir` (created if missing)."""
     return LocalIssuer(signing_key_path(data_dir)).mint(user, roles, groups=groups, lifetime_s=lifetime_s)
+
+
+class SignInError(Exception):
+    """The Entra ID sign-in did not yield a token (refused, expired code, wrong tenant or app)."""
+
+
+def device_code_token(tenant: str, client_id: str, scope: str, prompt: Callable[[str, str, datetime], None],
+                      transport: Any = None, timeout_s: int = 900) -> AccessToken:
+    """An Entra ID access token for `scope`, from the OAuth 2.0 device authorization grant.
+
+    `prompt(verification_uri, user_code, expires_at)` tells the user where to sign in;
+    the call then polls the token endpoint until they do (at most `timeout_s` seconds).
+    `transport` is an azure-core HttpTransport (tests pass a fake Entra; None: the real
+    one). Raises SignInError with Entra's reason. Source: azure-identity
+    `DeviceCodeCredential`; https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code
+    """
+    # imported here: azure.identity takes ~0.6 s to import, which every other command would pay
+    from azure.identity import DeviceCodeCredential
+
+    options: dict[str, Any] = {"transport": transport} if transport is not None else {}
+    credential = DeviceCodeCredential(client_id=client_id, tenant_id=tenant, prompt_callback=prompt,
+                                      timeout=timeout_s, **options)
+    try:
+        return credential.get_token(scope)
+    except ClientAuthenticationError as error:
+        raise SignInError(error.message) from None
 
 
 def save_token(data_dir: Path, token: str) -> Path:

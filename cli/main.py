@@ -13,20 +13,24 @@ from typing import Annotated, Any, Literal, overload
 import typer
 
 from cli import auth as cli_auth
+from cli import login as sign_in
+from cli import bundle as bundles
+from cli.dev import dev_command
 from cli import queue as deploy_queue
 from cli import render, specs
 from cli import runbooks as guidance
 from cli import connect as clients
 from cli import everyday
+from cli import init as scaffold
 from cli.catalog import catalog_app
 from cli.connect import Client
-from cli.output import Format, OutputOpt, emit
+from cli.output import Format, OutputOpt, emit, requested
 from cli.costs import costs
 from cli.api import DEFAULT_API_URL
 from cli.errors import CliError
 from cli.platform import PlatformOptions, run_platform
 from cli.state import CliState
-from cli.wait import Poller, wait_for_delete, wait_for_deploy
+from cli.wait import Poller, wait_for_delete, wait_for_deploy, wait_for_operation
 from shared import keyfiles, manifests
 from shared.auth.principal import AuthMode, Role
 from shared.settings import get_settings
@@ -38,10 +42,12 @@ app = typer.Typer(name="mcpaas", help="Deploy, run and govern MCP servers.",
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     # Typer has no app-wide exception hook; this turns CliError into a message and an
     # exit code instead of a traceback. functools.wraps keeps the signature typer reads.
+    # It also notes the command's --output for the progress of waits (cli.output.requested).
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with requested(kwargs.get("output"), kwargs.get("as_json")):
+                return command(*args, **kwargs)
         except CliError as error:
             render.show_error(error)
             raise typer.Exit(error.exit_code) from None
@@ -114,25 +120,7 @@ def _local_admin_token(data_dir: Path) -> str | None:
     return token
 
 
-@app.command()
-@_reports_errors
-def login(user: Annotated[str, typer.Option(help="Local user name (the token's subject).")],
-          role: Annotated[list[Role], typer.Option(help="Role to grant (repeatable).")],
-          group: Annotated[list[str] | None, typer.Option(help="Team the user belongs to (repeatable).")] = None,
-          data_dir: Annotated[Path, typer.Option(help="Data directory of the local platform.")] = Path(".mcpaas"),
-          hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="Token lifetime in hours.")] = 8.0,
-          save: Annotated[bool, typer.Option(help="Save the token for later mcpaas commands.")] = True,
-          output: OutputOpt = Format.TABLE) -> None:
-    """Mint a token for a local user (local auth mode), print it, and save it for later commands."""
-    token = cli_auth.mint_local(data_dir, user, role, groups=group or [], lifetime_s=int(hours * 3600))
-    saved = str(cli_auth.save_token(data_dir, token)) if save else None
-    if output is Format.TABLE:
-        typer.echo(token)  # alone on stdout, so `$(mcpaas login ...)` captures it
-        if saved:
-            render.err().print(f"Saved for later mcpaas commands in {saved}")
-        return
-    emit({"token": token, "user": user, "roles": [r.value for r in role], "groups": group or [],
-          "expires_in_s": int(hours * 3600), "saved": saved}, output, str)
+app.command(name="login")(_reports_errors(sign_in.login))  # local token or Entra device code (cli/login.py)
 
 
 # Option types of `deploy`, named so the signature stays readable.
@@ -162,13 +150,18 @@ def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
            remote_url: RemoteOpt = None, description: DescriptionOpt = None,
            no_wait: NoWaitOpt = False, timeout: TimeoutOpt = 120.0, queue: QueueOpt = False,
            dry_run: DryRunOpt = False, output: OutputOpt = Format.TABLE) -> None:
-    """Create or update a server and wait until it runs (`--queue`: enqueue the request and return)."""
+    """Create or update a server and wait until it runs (`--queue`: enqueue the request and return).
+
+    A spec file whose `package.bundle` names a directory deploys that code: it is packed,
+    uploaded, and replaced by its digest (docs/bundles.md)."""
+    packed = None
     if file is not None:
         if command or remote_url or arg or env:
             raise specs.SpecError("-f cannot be combined with --command/--remote-url/--arg/--env")
         data = specs.load_spec_file(file, sys.stdin)
         if name:
             data["name"] = name
+        packed = bundles.resolve_bundle(data, specs.spec_base(file))
     else:
         data = specs.spec_from_flags(name, command, arg or [], env or [], remote_url)
     if description is not None:
@@ -177,12 +170,32 @@ def deploy(ctx: typer.Context, file: FileOpt = None, name: NameOpt = None,
     if dry_run:
         typer.echo(manifests.preview_yaml(spec), nl=False)
         return
+    if packed is not None:
+        unchanged = _upload_bundle(_state(ctx), packed, spec)
+        if unchanged is not None:  # content-addressed: the same code and spec make no new revision
+            _show_final(unchanged, output)
+            return
     if queue:
         _enqueue(_state(ctx), spec)
         return
     final = _deploy(_state(ctx), spec, no_wait, timeout)
     if final is not None or output is not Format.TABLE:
         _show_final(final or {"name": spec.name, "status": "Accepted"}, output)
+
+
+def _upload_bundle(state: CliState, packed: bundles.Packed, spec: Any) -> dict[str, Any] | None:
+    """Upload a packed project before the spec that names it is sent; returns the server
+    instead when it already runs exactly `spec` (nothing uploaded, nothing to deploy)."""
+    with state.client() as client:
+        unchanged = bundles.unchanged_server(client, spec)
+        if unchanged is not None:
+            render.err().print(f"No change: {spec.name} runs bundle {packed.digest} with this spec already",
+                               soft_wrap=True)
+            return unchanged
+        answer = bundles.upload(client, packed)
+    render.err().print(f"Uploaded bundle {packed.digest} ({answer.get('files', '?')} entries, "
+                       f"{len(packed.data)} bytes)", soft_wrap=True)
+    return None
 
 
 def _show_final(server: dict[str, Any], output: Format) -> None:
@@ -295,7 +308,8 @@ def rollback(ctx: typer.Context,
 def provision(ctx: typer.Context,
               file: Annotated[str, typer.Option("-f", "--file", help="ControlPlaneSpec file (YAML or JSON).")],
               no_wait: NoWaitOpt = False,
-              timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 3600.0) -> None:
+              timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 3600.0,
+              output: OutputOpt = Format.TABLE) -> None:
     """Provision the Azure control plane (resource group, AKS, ACR, gateway); run it again to resume."""
     state = _state(ctx)
     spec = specs.load_spec_file(file, sys.stdin)
@@ -303,25 +317,16 @@ def provision(ctx: typer.Context,
         accepted = client.provision(spec)
         render.err().print(f"Accepted provision (operation {accepted.operation_id})")
         if no_wait:
+            if output is not Format.TABLE:
+                emit({"status": "Accepted", "operation_id": accepted.operation_id}, output, str)
             return
-        poller, shown = Poller(state.sleep, state.clock, timeout), None
-        deadline = poller.clock() + poller.timeout
-        while True:
-            operation = client.get_operation(str(accepted.operation_id))
-            progress = operation.get("customStatus") or {}
-            if progress.get("step") != shown:  # one line per step, not per poll
-                shown = progress.get("step")
-                render.err().print(f"  [{progress.get('number', '?')}/{progress.get('of', '?')}] {shown}")
-            if operation.get("runtimeStatus") in ("Completed", "Failed", "Terminated"):
-                break
-            if poller.clock() > deadline:
-                raise CliError(f"provision still running after {timeout:g} s (operation {accepted.operation_id})")
-            poller.sleep(2.0)
-    output = operation.get("output") or {}
-    if output.get("status") != "Succeeded":
-        raise CliError(f"provision failed at step {output.get('failed_step')!r}: {output.get('reason')} "
+        operation = wait_for_operation(client, str(accepted.operation_id), Poller(state.sleep, state.clock, timeout),
+                                       "provisioning the control plane")
+    result = operation.get("output") or {}
+    if result.get("status") != "Succeeded":
+        raise CliError(f"provision failed at step {result.get('failed_step')!r}: {result.get('reason')} "
                        "(fix it and run `mcpaas provision` again to resume)")
-    render.out().print("[green]✓[/] control plane provisioned")
+    emit({**result, "operation_id": accepted.operation_id}, output, lambda _: "[green]✓[/] control plane provisioned")
 
 
 ClientOpt = Annotated[Client | None, typer.Option("--client", help="Print that client's own configuration "
@@ -364,3 +369,5 @@ app.command(name="checklist")(_reports_errors(guidance.checklist))
 app.add_typer(guidance.feedback_app(_reports_errors), name="feedback")
 app.add_typer(catalog_app(_reports_errors, _deploy), name="catalog")  # issue 13: FR-007 (cli/catalog.py)
 everyday.register(app, _reports_errors)  # issue 13 item 5: logs, events, audit, keys, shares (cli/everyday.py)
+app.command(name="init")(_reports_errors(scaffold.init))  # issue 13 item 1: project scaffold (cli/init.py)
+app.command(name="dev")(_reports_errors(dev_command(_state, _deploy)))  # issue 13 item 2 (cli/dev.py, docs/bundles.md)

@@ -1,9 +1,12 @@
 """`mcpaas runbook`, `mcpaas checklist` and `mcpaas feedback` (issue 14: FR-009..FR-012;
-docs/runbooks.md). Wiring and output only: the control plane renders and evaluates."""
+docs/runbooks.md). Wiring and output only: the control plane renders and evaluates.
+
+Every command takes `--output table|json|yaml` (issue 13 item 5, `cli.output`); the
+hidden `--json` of the first version stays as a synonym of `-o json`.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -11,17 +14,31 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli import render
-from cli.errors import CliError
+from cli.output import Format, OutputOpt, emit
 from cli.state import CliState
 
 ROLES = ("platform-engineer", "developer", "sre", "security-officer")
 SCENARIOS = ("first-deploy", "modernization", "security-hardening", "incident-response", "cost-review")
-AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON.")]
+AsJson = Annotated[bool, typer.Option("--json", hidden=True, help="Same as --output json.")]
 
 
 def _state(ctx: typer.Context) -> CliState:
     return ctx.ensure_object(CliState)
+
+
+def runbooks_table(body: dict[str, Any]) -> Table | str:
+    """Runbook metadata (`GET /api/runbooks`, JSON) as a table with each one's rating."""
+    if not body["items"]:
+        return "No runbook matches."
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "TITLE", "ROLES", "SCENARIOS", "RATING"):
+        table.add_column(column, overflow="fold")
+    for item in body["items"]:
+        rated = item.get("feedback") or {}
+        rating = f"{rated['average']:.1f} ({rated['count']})" if rated.get("count") else "-"
+        table.add_row(escape(item["id"]), escape(item.get("title", "")), ", ".join(item.get("roles", [])),
+                      ", ".join(item.get("scenarios", [])), rating)
+    return table
 
 
 def runbook(ctx: typer.Context,
@@ -29,17 +46,25 @@ def runbook(ctx: typer.Context,
             scenario: Annotated[str | None, typer.Option(help=f"One of: {', '.join(SCENARIOS)}.")] = None,
             server: Annotated[str | None, typer.Option(help="Fill in this server's real values.")] = None,
             runbook_id: Annotated[str | None, typer.Option("--id", help="Only this runbook.")] = None,
-            as_json: Annotated[bool, typer.Option("--json", help="List runbook metadata instead.")] = False) -> None:
-    """Print the runbook for a role and scenario as executable Markdown (or list runbooks with --json)."""
+            output: OutputOpt = Format.TABLE, as_json: AsJson = False) -> None:
+    """Print the runbook for a role and scenario as executable Markdown; without both, list the runbooks.
+
+    `-o json|yaml`: `{"items": [metadata]}`, plus `role`, `scenario`, `server` and the
+    `markdown` when a role and a scenario are named.
+    """
+    output = Format.JSON if as_json else output
     params = {key: value for key, value in {"role": role, "scenario": scenario, "server": server,
                                             "id": runbook_id}.items() if value}
     with _state(ctx).client() as client:
-        if as_json:
-            typer.echo(json.dumps({"items": client.runbooks(params)}, indent=2))
-            return
         if not role or not scenario:
-            raise CliError("name a --role and a --scenario (or --json to list the runbooks)")
-        typer.echo(client.runbook(params), nl=False)
+            emit({"items": client.runbooks(params)}, output, runbooks_table)
+            return
+        markdown = client.runbook(params)
+        if output is Format.TABLE:
+            typer.echo(markdown, nl=False)  # as served: executable Markdown, ready to pipe to a file
+            return
+        emit({"role": role, "scenario": scenario, "server": server, "items": client.runbooks(params),
+              "markdown": markdown}, output, str)
 
 
 def checklist_table(body: dict[str, Any]) -> Table:
@@ -62,16 +87,26 @@ def checklist(ctx: typer.Context,
               uncheck: Annotated[list[str] | None, typer.Option("--uncheck", help="Mark a manual item "
                                                                 "not done (repeatable).")] = None,
               note: Annotated[str, typer.Option(help="Note stored with the marks.")] = "",
-              as_json: AsJson = False) -> None:
+              output: OutputOpt = Format.TABLE, as_json: AsJson = False) -> None:
     """Show a server's best-practice checklist and readiness score; mark manual items."""
     marks = [{"id": item, "checked": True, "note": note} for item in check or []] + [
         {"id": item, "checked": False, "note": note} for item in uncheck or []]
     with _state(ctx).client() as client:
         body = client.checklist(name, marks)
-    if as_json:
-        typer.echo(json.dumps(body, indent=2))
-    else:
-        render.out().print(checklist_table(body))
+    emit(body, Format.JSON if as_json else output, checklist_table)
+
+
+def feedback_table(body: dict[str, Any]) -> Table | str:
+    """Feedback entries as a table, newest first."""
+    if not body["items"]:
+        return "No feedback matches."
+    table = Table()
+    for column in ("id", "artifact", "rating", "status", "author", "text"):
+        table.add_column(column)
+    for item in body["items"]:
+        table.add_row(escape(item["id"]), escape(f"{item['artifact_kind']}:{item['artifact_id']}"),
+                      str(item["rating"]), item["status"], escape(item["author"]), escape(item["text"]))
+    return table
 
 
 def feedback_app(reports_errors: Callable[[Callable[..., Any]], Callable[..., Any]]) -> typer.Typer:
@@ -85,12 +120,13 @@ def feedback_app(reports_errors: Callable[[Callable[..., Any]], Callable[..., An
             kind: Annotated[str, typer.Option(help="runbook, template or catalog.")],
             artifact: Annotated[str, typer.Option("--id", help="Runbook id, template path or catalog name.")],
             rating: Annotated[int, typer.Option(min=1, max=5, help="1 (useless) to 5 (great).")],
-            text: Annotated[str, typer.Option(help="What to improve.")] = "") -> None:
+            text: Annotated[str, typer.Option(help="What to improve.")] = "",
+            output: OutputOpt = Format.TABLE) -> None:
         """Rate an artifact; you are the author (from your credential)."""
         with _state(ctx).client() as client:
             entry = client.post_feedback({"artifact_kind": kind, "artifact_id": artifact, "rating": rating,
                                           "text": text})
-        render.out().print(f"Recorded feedback {escape(entry['id'])} ({entry['status']})")
+        emit(entry, output, lambda e: f"Recorded feedback {escape(e['id'])} ({e['status']})")
 
     @group.command("list")
     @reports_errors
@@ -98,31 +134,23 @@ def feedback_app(reports_errors: Callable[[Callable[..., Any]], Callable[..., An
               kind: Annotated[str | None, typer.Option(help="runbook, template or catalog.")] = None,
               artifact: Annotated[str | None, typer.Option("--id", help="Only this artifact.")] = None,
               status: Annotated[str | None, typer.Option(help="new, triaged or resolved.")] = None,
-              as_json: AsJson = False) -> None:
+              output: OutputOpt = Format.TABLE, as_json: AsJson = False) -> None:
         """List feedback newest first."""
         params = {key: value for key, value in {"artifact_kind": kind, "artifact_id": artifact,
                                                 "status": status}.items() if value}
         with _state(ctx).client() as client:
             items = client.list_feedback(params)
-        if as_json:
-            typer.echo(json.dumps({"items": items}, indent=2))
-            return
-        table = Table()
-        for column in ("id", "artifact", "rating", "status", "author", "text"):
-            table.add_column(column)
-        for item in items:
-            table.add_row(escape(item["id"]), escape(f"{item['artifact_kind']}:{item['artifact_id']}"),
-                          str(item["rating"]), item["status"], escape(item["author"]), escape(item["text"]))
-        render.out().print(table)
+        emit({"items": items}, Format.JSON if as_json else output, feedback_table)
 
     @group.command("status")
     @reports_errors
     def set_status(ctx: typer.Context,
                    entry_id: Annotated[str, typer.Argument(help="Feedback id.")],
-                   status: Annotated[str, typer.Argument(help="new, triaged or resolved.")]) -> None:
+                   status: Annotated[str, typer.Argument(help="new, triaged or resolved.")],
+                   output: OutputOpt = Format.TABLE) -> None:
         """Triage an entry (Operators and Admins)."""
         with _state(ctx).client() as client:
             entry = client.set_feedback_status(entry_id, status)
-        render.out().print(f"{escape(entry['id'])} is {entry['status']}")
+        emit(entry, output, lambda e: f"{escape(e['id'])} is {e['status']}")
 
     return group

@@ -40,6 +40,12 @@ def load_spec_file(path: str, stdin: TextIO | None = None) -> dict[str, Any]:
     return data
 
 
+def spec_base(path: str) -> Path:
+    """The directory a spec file's relative paths (`package.bundle`) are read from: the
+    file's own directory, or the current directory for stdin (`-`)."""
+    return Path.cwd() if path == "-" else Path(path).resolve().parent
+
+
 def parse_env_pairs(pairs: list[str]) -> dict[str, str]:
     """Turn repeated `K=V` flags into a dict; the value may itself contain `=`."""
     env: dict[str, str] = {}
@@ -69,7 +75,14 @@ def spec_from_flags(name: str | None, command: str | None, args: list[str],
 
 
 def validate_spec(data: dict[str, Any]) -> ServerSpec:
-    """Validate `data` as a ServerSpec; raise `SpecError` listing each failing field."""
+    """Validate `data` as a ServerSpec; raise `SpecError` listing each failing field.
+
+    A file without `kind` takes the kind of the one source section it has (`package:`,
+    `container:` or `remote:`), as project files (`mcpaas.yaml`, docs/bundles.md) leave it out.
+    """
+    sections = [kind for kind in ("package", "container", "remote") if kind in data]
+    if "kind" not in data and len(sections) == 1:
+        data = {**data, "kind": sections[0]}
     try:
         return ServerSpec.model_validate(data)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -22,6 +23,7 @@ class CliState:
     api_url: str = DEFAULT_API_URL
     token: str | None = None  # bearer token or API key sent to the control plane
     transport: httpx.BaseTransport | None = None
+    azure_transport: Any = None  # azure-core HttpTransport for the Entra sign-in (None: the real one)
     sleep: Callable[[float], None] = field(default=time.sleep)
     clock: Callable[[], float] = field(default=time.monotonic)
 

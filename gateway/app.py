@@ -338,6 +338,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
                         http)
     sessions = SessionRegistry(launcher, id_prefix=replicas.session_prefix,
                                max_sessions=settings.gateway_max_sessions_per_server,
+                               max_shared_sessions=settings.gateway_max_shared_sessions_per_server,
                                idle_seconds=settings.gateway_session_idle_seconds,
                                event_capacity=settings.gateway_event_store_size,
                                warm_pool_size=settings.gateway_warm_pool_size)
@@ -358,7 +359,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.run_reaper(), name="idle-reaper")
         heartbeat = asyncio.create_task(replicas.run_heartbeat(), name="replica-heartbeat")
-        gateway.access.guard.start()
+        gateway.guard.start()
         try:
             yield
         finally:
@@ -367,9 +368,9 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
             await asyncio.gather(heartbeat, return_exceptions=True)  # unregisters first
             await replicas.directory.close()
             stopped = await sessions.stop_all()
-            await gateway.access.guard.stop()
+            await gateway.guard.stop()
             await http.aclose()
-            await gateway.upstreams.proxy.aclose()
+            await gateway.upstream.aclose()
             await locks.close()
             log.info("gateway stopped; %d sessions ended", stopped)
 

@@ -1,7 +1,9 @@
 // MCPaaS on Azure: the control plane (Functions, Flex Consumption), its data and
 // messaging, and the gateway's AKS cluster. Deployed by `azd up` (azure.yaml).
-// Every resource carries the tags env/system/owner; every data-plane access is by the
-// one user-assigned identity through Entra ID (local auth and keys are disabled).
+// Every resource carries the tags env/system/owner; every data-plane access is through
+// Entra ID by one of two user-assigned identities (local auth and keys are disabled): the
+// control plane's (Function app, APIM) and the gateway's (its pods, by workload identity),
+// so a gateway pod cannot act as the control plane.
 targetScope = 'resourceGroup'
 
 @minLength(1)
@@ -35,6 +37,9 @@ param entraAllowedClientIds array = []
 
 @description('Namespace the gateway runs in (MCPAAS_GATEWAY_NAMESPACE); its service account is the workload identity subject.')
 param gatewayNamespace string = 'mcpaas-system'
+
+@description('Namespace of hosted servers on AKS (MCPAAS_KUBE_NAMESPACE): the postprovision hook creates it; the control plane may write in it and nowhere else.')
+param serversNamespace string = 'mcp-servers'
 
 @description('Public base URL of the gateway when an ingress with TLS fronts it. Empty: the gateway LoadBalancer\'s Azure DNS name (HTTP on the gateway port, see infra/hooks/postprovision.sh).')
 param gatewayPublicUrl string = ''
@@ -140,6 +145,15 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
+module gatewayIdentity 'modules/identity.bicep' = {
+  name: 'gateway-identity'
+  params: {
+    name: 'id-mcpaas-gw-${environmentName}'
+    location: location
+    tags: tags
+  }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   params: {
@@ -157,6 +171,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
   }
 }
 
@@ -167,6 +182,7 @@ module cosmos 'modules/cosmos.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
     containers: containers
   }
 }
@@ -188,6 +204,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
   }
 }
 
@@ -206,8 +223,9 @@ module aks 'modules/aks.bicep' = {
     name: 'aks-mcpaas-${environmentName}'
     location: location
     tags: tags
-    identityName: identity.outputs.name
+    gatewayIdentityName: gatewayIdentity.outputs.name
     principalId: identity.outputs.principalId
+    serversNamespace: serversNamespace
     registryName: registry.outputs.name
     workspaceId: monitoring.outputs.workspaceId
     gatewaySubject: gatewaySubject
@@ -222,7 +240,7 @@ module redis 'modules/redis.bicep' = {
     name: 'redis-mcpaas-${suffix}'
     location: location
     tags: tags
-    principalId: identity.outputs.principalId
+    principalId: gatewayIdentity.outputs.principalId
   }
 }
 
@@ -266,6 +284,9 @@ module functionApp 'modules/functionapp.bicep' = {
     apimServiceId: apim.outputs.id
     gatewayUrl: gatewayUrl
     gatewayNamespace: gatewayNamespace
+    aksClusterId: aks.outputs.id
+    kubeNamespace: serversNamespace
+    blobContainer: storage.outputs.artifactsContainer
     entra: entra
   }
 }
@@ -278,6 +299,8 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_AKS_CLUSTER_NAME string = aks.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_CLIENT_ID string = identity.outputs.clientId
+// the gateway's service account is annotated with this client id (postprovision hook)
+output AZURE_GATEWAY_CLIENT_ID string = gatewayIdentity.outputs.clientId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_REGISTRY_TOPIC_NAME string = eventGrid.outputs.registryTopicName
@@ -303,3 +326,8 @@ output MCPAAS_REDIS_URL string = redis.outputs.url
 output MCPAAS_REDIS_ENTRA string = 'true'
 output MCPAAS_GATEWAY_URL string = gatewayUrl
 output MCPAAS_GATEWAY_NAMESPACE string = gatewayNamespace
+// the hook creates the servers' namespace (the control plane may not: namespace-scoped role)
+output MCPAAS_KUBE_NAMESPACE string = serversNamespace
+// the gateway reads code-project bundles from the artifact store (Storage Blob Data Reader)
+output MCPAAS_BLOB_ACCOUNT_URL string = storage.outputs.blobEndpoint
+output MCPAAS_BLOB_CONTAINER string = storage.outputs.artifactsContainer

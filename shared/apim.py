@@ -53,7 +53,7 @@ class ServiceRef(BaseModel):
     @classmethod
     def parse(cls, service_id: str) -> ServiceRef:
         """Split ``/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ApiManagement/service/{n}``."""
-        match = SERVICE_ID.match(service_id or "")
+        match = SERVICE_ID.fullmatch(service_id or "")
         if match is None:
             raise ValueError(f"not an API Management service id: {service_id!r}")
         return cls(**match.groupdict())
@@ -132,7 +132,7 @@ def _references_only(values: dict[str, Any], where: str, warnings: list[str]) ->
     kept = {}
     for name, value in values.items():
         listed = value if isinstance(value, list) else [value]
-        if all(isinstance(v, str) and _REFERENCE.match(v) for v in listed):
+        if all(isinstance(v, str) and _REFERENCE.fullmatch(v) for v in listed):
             kept[name] = value
         else:
             warnings.append(f"{where}: '{name}' is a literal value, not exported; make it a named value "

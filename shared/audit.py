@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +33,7 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.models import utc_now
+from shared.store.paging import Page
 from shared.store.port import Document, DocumentStore
 
 log = logging.getLogger("mcpaas.audit")
@@ -44,7 +44,8 @@ LINGER_S = 0.05
 # records held in memory before new ones go straight to the spill file
 CAPACITY = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_RECORD_ID = re.compile(r"^[0-9a-f]{28}$")
+# most records one page of an audit query returns
+MAX_PAGE = 500
 
 
 def record_id() -> str:
@@ -358,52 +359,55 @@ def id_at(moment: datetime, later_ns: int = 0) -> str:
 def query_invocations(store: DocumentStore, *, server: str | None = None, tool: str | None = None,
                       actor: str | None = None, result: str | None = None,
                       since: datetime | None = None, until: datetime | None = None,
-                      limit: int = 50, cursor: str | None = None) -> tuple[list[Document], str | None]:
+                      limit: int = 50, continuation: str | None = None) -> Page:
     """Invocation records matching the filters, newest first, one page at a time.
 
-    `since`/`until` are inclusive, timezone-aware instants. `cursor` is the `next` of the
-    previous page (an invocation id). Returns `(records, next_cursor)`; `next_cursor` is
-    None on the last page. Served by an index on both stores (`INDEXES`): the server
-    is the partition key, time is the id. Raises ValueError for `limit` outside 1..500
-    or a malformed cursor.
+    `since`/`until` are inclusive, timezone-aware instants. `continuation` is the token
+    of the previous page. Returns `(records, next_token)`; `next_token` is None on the
+    last page. Served by an index on both stores (`INDEXES`): the server is the
+    partition key, time is the id. Raises ValueError for `limit` outside 1..`MAX_PAGE`,
+    `ContinuationError` (a ValueError, 400) for a token this query did not issue.
     """
-    if not 1 <= limit <= 500:
-        raise ValueError("limit must be between 1 and 500")
-    if cursor is not None and not _RECORD_ID.match(cursor):
-        raise ValueError("cursor must be the 'next' value of a previous page")
+    _check_limit(limit)
     lower = id_at(since) if since else None
     upper = id_at(until, later_ns=1000) if until else None  # inclusive to the microsecond
-    if cursor is not None:
-        upper = min(upper, cursor) if upper else cursor
     filters = {key: value for key, value in {"tool": tool, "actor": actor, "result": result}.items()
                if value is not None}
-    docs = store.query("invocations", filters, partition_key=server, order_by="id", descending=True,
-                       limit=limit + 1, ranges={"id": (lower, upper)})
-    page = docs[:limit]
-    return page, (page[-1]["id"] if len(docs) > limit else None)
+    return store.query_page("invocations", filters, partition_key=server, order_by="id", descending=True,
+                            limit=limit, continuation=continuation, ranges={"id": (lower, upper)})
 
 
 def query_audit(store: DocumentStore, *, actor: str | None = None, entity: str | None = None,
                 action: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                limit: int = 50, before: str | None = None) -> tuple[list[Document], str | None]:
+                limit: int = 50, continuation: str | None = None) -> Page:
     """Audit events matching the filters, newest first, one page at a time.
 
-    `before` is the cursor returned with the previous page (an ISO time). Returns
-    `(events, next_cursor)`; `next_cursor` is None on the last page. Raises ValueError
-    for `limit` outside 1..500.
+    `since`/`until` are inclusive, timezone-aware instants; `continuation` is the token of
+    the previous page. Returns `(events, next_token)`; `next_token` is None on the last
+    page. Served by an index on both stores: the entity is the partition key, `actor` and
+    `action` have `(field, time, id)` indexes (`INDEXES`). A page may hold fewer than
+    `limit` events before the last one (see below). Raises ValueError for `limit` outside
+    1..`MAX_PAGE`, `ContinuationError` (a ValueError, 400) for a foreign token.
     """
-    if not 1 <= limit <= 500:
-        raise ValueError("limit must be between 1 and 500")
+    _check_limit(limit)
+    # Stored times are ISO text ("...T10:00:00.5Z"; whole seconds drop the fraction), which
+    # sorts as time only down to the second ("...:00Z" sorts after "...:00.5Z"). The store
+    # range is therefore whole seconds, a superset, and the exact bounds are applied here.
+    lower = f"{since.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S}" if since else None
+    upper = (f"{(until.astimezone(timezone.utc) + timedelta(seconds=1)):%Y-%m-%dT%H:%M:%S}"
+             if until else None)
     filters: dict[str, Any] = {key: value for key, value in
                                {"actor": actor, "action": action}.items() if value is not None}
-    docs = store.query("audit", filters, partition_key=entity, order_by="time", descending=True)
-    cursor_time = datetime.fromisoformat(before) if before else None
+    page = store.query_page("audit", filters, partition_key=entity, order_by="time", descending=True,
+                            limit=limit, continuation=continuation, ranges={"time": (lower, upper)})
 
     def wanted(doc: Document) -> bool:
-        at = datetime.fromisoformat(doc["time"])
-        return ((since is None or at >= since) and (until is None or at <= until)
-                and (cursor_time is None or at < cursor_time))
+        at = datetime.fromisoformat(doc["time"].replace("Z", "+00:00"))
+        return (since is None or at >= since) and (until is None or at <= until)
 
-    selected = [doc for doc in docs if wanted(doc)]
-    page = selected[:limit]
-    return page, (page[-1]["time"] if len(selected) > limit else None)
+    return Page([doc for doc in page.items if wanted(doc)], page.continuation)
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")

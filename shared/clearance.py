@@ -10,6 +10,13 @@ A spec passes when
   git, path, tarball, index, registry) matches `clearance_package_sources` (empty: none);
   and `package.env` / `package.secrets` set no variable matching `clearance_refused_env`
   (PATH would pick another launcher, NODE_OPTIONS/LD_PRELOAD inject code);
+- `package.bundle` (docs/bundles.md): the digest names a bundle the platform stored, which
+  means `POST /api/bundles` checked it; the launcher rules above still apply to what runs
+  it (`python server.py`: `python` must be admitted; no inline code). The bundle's own code
+  is the owner's, as a package's is its publisher's: clearance cannot read it, the sandbox
+  confines it. So its declared dependencies are the owner's too: with a bundle, an install
+  step may name files inside it as sources (`-r requirements.txt`, `-e .`, `./pkg`, no
+  absolute path, URL or `..`), and `npm install` reads its package.json as it always does;
 - `container`: the image's registry matches a registry pattern (`docker.io` when the image
   names none);
 - `remote`: the URL's host matches a remote-host pattern, and every address it resolves to
@@ -30,6 +37,8 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from shared.commandline import analyse, launcher_name
+from shared.blobs import open_artifacts
+from shared.bundles import artifact_name
 from shared.egress import EgressPolicy, EgressRefused, url_endpoint
 from shared.errors import UnprocessableError
 from shared.models import PackageSource, ServerSpec
@@ -66,8 +75,30 @@ def image_registry(image: str) -> str:
     return "docker.io"
 
 
-def _argv_problems(field: str, argv: list[str], settings: Settings) -> list[dict[str, str]]:
+# install options whose value may name a file inside a bundle (requirements, editable project)
+_BUNDLE_SOURCE_OPTIONS = frozenset({"-r", "--requirement", "-e", "--editable", "--with-requirements",
+                                    "--with-editable"})
+
+
+def inside_bundle(source: str) -> bool:
+    """True when an install `source` (as `shared.commandline` reports it: ``-r file`` or a
+    positional) names a relative path inside the server's bundle: no absolute path, home,
+    URL or scheme, backslash or `..`; a positional must be `.` or start with `./`."""
+    option, _, value = source.rpartition(" ")
+    if option and option not in _BUNDLE_SOURCE_OPTIONS:
+        return False
+    if not value or value.startswith(("/", "~")) or ":" in value or "\\" in value:
+        return False
+    if ".." in value.split("/"):
+        return False
+    return bool(option) or value == "." or value.startswith("./")
+
+
+def _argv_problems(field: str, argv: list[str], settings: Settings,
+                   bundle: bool = False) -> list[dict[str, str]]:
     found, messages = analyse(argv), []
+    if bundle:  # the bundle's own dependency files are the owner's code (module docstring)
+        found.sources = [source for source in found.sources if not inside_bundle(source)]
     for launcher in dict.fromkeys(found.launchers):
         if launcher_refused(launcher, settings):
             messages.append(f"launcher '{launcher}' is refused (a shell or command wrapper runs any command)")
@@ -95,10 +126,22 @@ def _env_problems(package: PackageSource, settings: Settings) -> list[dict[str, 
 def _package_problems(spec: ServerSpec, settings: Settings) -> list[dict[str, str]]:
     package = spec.package
     assert package is not None
-    problems = _argv_problems("package.command", [package.command, *package.args], settings)
+    bundle = package.bundle is not None
+    problems = _argv_problems("package.command", [package.command, *package.args], settings, bundle)
     if package.install:
-        problems += _argv_problems("package.install", package.install, settings)
-    return problems + _env_problems(package, settings)
+        problems += _argv_problems("package.install", package.install, settings, bundle)
+    return problems + _env_problems(package, settings) + _bundle_problems(package, settings)
+
+
+def _bundle_problems(package: PackageSource, settings: Settings) -> list[dict[str, str]]:
+    """The bundle must be one `POST /api/bundles` checked and stored (a rollback's too)."""
+    if package.bundle is None:
+        return []
+    name = artifact_name(package.bundle)
+    if name in open_artifacts(settings).list(name):
+        return []
+    return [{"field": "package.bundle", "message": f"bundle {package.bundle} has not been uploaded "
+             "(POST /api/bundles; `mcpaas deploy -f` uploads the spec's bundle directory)"}]
 
 
 def _remote_problems(url: str, settings: Settings) -> list[dict[str, str]]:

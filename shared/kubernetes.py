@@ -4,8 +4,8 @@ Both sides use it: the deploy activities (`activities.kubernetes`: apply, rollou
 delete) and the HTTP and timer triggers (`triggers.diagnostics`: events, pod logs,
 reconcile), which must not import activities (docs/architecture.md, "Rules that keep it simple"). All
 cluster I/O goes through the official `kubernetes` client (typed APIs) against the
-cluster of `MCPAAS_KUBECONFIG`; every call here blocks (run it in a worker thread from
-async code).
+cluster of `MCPAAS_KUBECONFIG` or, on Azure, `MCPAAS_AKS_CLUSTER_ID` (`api_client`);
+every call here blocks (run it in a worker thread from async code).
 
 Reads (FR-003): `server_events` (core/v1 Events of a server's objects, ReplicaSets and
 pods), `pod_logs` (`read_namespaced_pod_log` of every pod), `observe` (replica counts
@@ -26,7 +26,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from shared import manifests
+from shared import aks, manifests, package_processes
 from shared.models import ClusterEvent, ReplicaCounts
 from shared.settings import get_settings
 
@@ -54,18 +54,31 @@ KINDS: dict[str, tuple[type, str, bool]] = {
 
 @contextmanager
 def api_client(kubeconfig: Path | None = None) -> Iterator[client.ApiClient]:
-    """An ApiClient for the cluster of `kubeconfig`, by default `MCPAAS_KUBECONFIG`.
+    """An ApiClient for the cluster of `kubeconfig`, else the configured target.
 
-    Raises RuntimeError when no kubeconfig is configured.
+    Adapter selection: `MCPAAS_KUBECONFIG` (a file: local clusters, tests, the installer),
+    else `MCPAAS_AKS_CLUSTER_ID` (Azure: `shared.aks`, endpoint from ARM and an Entra
+    token of the managed identity). Raises RuntimeError when neither is configured.
     """
-    path = kubeconfig or get_settings().kubeconfig
-    if path is None:
-        raise RuntimeError("no Kubernetes target: MCPAAS_KUBECONFIG is not set")
-    api = config.new_client_from_config(config_file=str(path))
+    settings = get_settings()
+    path = kubeconfig or settings.kubeconfig
+    if path is not None:
+        api = config.new_client_from_config(config_file=str(path))
+    elif settings.aks_cluster_id:
+        api = client.ApiClient(aks.connection(settings.aks_cluster_id).configuration())
+    else:
+        raise RuntimeError("no Kubernetes target: set MCPAAS_KUBECONFIG or MCPAAS_AKS_CLUSTER_ID")
     try:
         yield api
     finally:
         api.close()
+
+
+def namespace_object(name: str) -> Obj:
+    """The servers' namespace, enforcing the restricted Pod Security Standard."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "mcpaas",
+                                                  "pod-security.kubernetes.io/enforce": "restricted"}}}
 
 
 def call(api: client.ApiClient, verb: str, kind: str, *args: Any, **kwargs: Any) -> Obj:
@@ -139,7 +152,10 @@ def server_events(name: str, limit: int = 100) -> list[ClusterEvent]:
     """The newest `limit` Kubernetes events of container server `name` (newest first).
 
     Raises RuntimeError when no Kubernetes target is configured, ApiException for API errors.
+    Package processes (`shared.package_processes`) have no cluster events: none.
     """
+    if package_processes.selected(get_settings()):
+        return []
     with api_client() as api:
         return _server_events(api, name, get_settings().kube_namespace)[:limit]
 
@@ -157,6 +173,9 @@ def observe(name: str) -> tuple[ReplicaCounts, list[ClusterEvent]] | None:
 
     Raises RuntimeError for API errors or when no Kubernetes target is configured.
     """
+    if package_processes.selected(get_settings()):
+        counts = package_processes.runner().observe(name)
+        return None if counts is None else (counts, [])
     namespace = get_settings().kube_namespace
     with api_client() as api:
         try:
@@ -185,8 +204,11 @@ def pod_logs(name: str, tail: int = 100, since: datetime | None = None) -> list[
 
     Lines read `<UTC time> [<pod>] <text>` like a package server's log. Pods whose
     container has not started have no log yet and are skipped. Raises RuntimeError when
-    no Kubernetes target is configured, ApiException for other API errors.
+    no Kubernetes target is configured, ApiException for other API errors. For package
+    processes (`shared.package_processes`), the server lines of the process's stdout.
     """
+    if package_processes.selected(get_settings()):
+        return package_processes.runner().logs(name, tail, since)
     namespace = get_settings().kube_namespace
     since_seconds = None
     if since is not None:  # the API takes whole seconds back from now; the exact cut is below

@@ -69,8 +69,9 @@ def in_cluster(spec: ServerSpec) -> bool:
     docs/kubernetes.md); `remote` servers never."""
     from shared.settings import get_settings
 
+    settings = get_settings()  # package processes: the local twin of package pods
     return spec.kind is ServerKind.CONTAINER or (spec.kind is ServerKind.PACKAGE
-                                                 and get_settings().kubeconfig is not None)
+                                                 and (settings.kubernetes_target or settings.package_processes))
 
 
 def canonical_json(value: Any) -> bytes:
@@ -97,6 +98,11 @@ def selector(name: str) -> str:
 def service_url(spec: ServerSpec, namespace: str) -> str:
     """In-cluster Streamable HTTP URL of a container or package server's Service."""
     if spec.kind is ServerKind.PACKAGE:
+        from shared import package_processes
+        from shared.settings import get_settings
+
+        if package_processes.selected(get_settings()):  # its stable loopback address instead of a Service
+            return package_processes.service_url(spec.name)
         return f"http://{spec.name}.{namespace}.svc.cluster.local:{GATEWAY_PORT}{SINGLE_SERVER_PATH}"
     assert spec.container is not None, "service_url needs a container or package spec"
     return f"http://{spec.name}.{namespace}.svc.cluster.local:{spec.container.port}{spec.container.path}"

@@ -128,6 +128,8 @@ class PackageSource(_Strict):
     `session_mode` picks one child per session or one shared child. `env` is not for
     secrets: `secrets` names values held in the secret store (NFR-SEC-002). `network`
     and `limits` shape the child's sandbox (None: egress and the gateway's defaults).
+    `bundle` names an uploaded code bundle, `sha256:<64 hex>` (`POST /api/bundles`), that
+    the gateway unpacks into the server's directory before `install` (docs/bundles.md).
     """
 
     command: str = Field(min_length=1, max_length=1024)
@@ -139,6 +141,8 @@ class PackageSource(_Strict):
     session_mode: SessionMode | None = None
     network: NetworkAccess | None = None
     limits: PackageLimits | None = None
+    # the CLI resolves a project path (`bundle: .`) to the digest before sending the spec
+    bundle: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
 
     @field_validator("command")
     @classmethod
@@ -289,7 +293,7 @@ class ServerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name_is_dns1123_label(cls, value: str) -> str:
-        if not DNS1123_LABEL.match(value):
+        if not DNS1123_LABEL.fullmatch(value):
             raise ValueError("must be a DNS-1123 label: lowercase letters, digits and '-', "
                              "starting and ending with a letter or digit, at most 63 characters")
         return value
@@ -315,6 +319,9 @@ class ServerSpec(_Strict):
             raise ValueError("tenancy: only package servers take scope parameters")
         if tenancy.model == TenancyModel.DEDICATED and len(tenancy.params) != 1:
             raise ValueError("tenancy: dedicated takes exactly one scope parameter")
+        if tenancy.model == TenancyModel.DEDICATED and self.package.bundle:
+            # each dedicated instance runs in a directory of its own; bundles unpack into the server's
+            raise ValueError("tenancy: dedicated tenancy does not take a code bundle yet")
         # Security: one shared child serves every session, so the first caller's scope
         # values would serve every later caller's session (cross-tenant access).
         if tenancy.model == TenancyModel.SHARED and self.package.session_mode == SessionMode.SHARED:

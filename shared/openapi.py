@@ -59,6 +59,19 @@ def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None)
     return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"}}
 
 
+def _page(ref: str, default: int = 100, *legacy: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The 200 response and the query parameters of a paged list of `ref` (docs/paging.md);
+    `legacy` names earlier aliases kept in the answer (`next`)."""
+    token = {"type": ["string", "null"], "description": "opaque; null on the last page"}
+    response = _object(["items", "continuationToken", *legacy],
+                       items={"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}},
+                       continuationToken=token, **dict.fromkeys(legacy, token))
+    response["description"] = "one page; a page may hold fewer than limit items while continuationToken is set"
+    params = [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500, "default": default}),
+              _param("continuationToken", "query", {"type": "string", "maxLength": 4096})]
+    return response, params
+
+
 def _object(required: list[str], **properties: Any) -> dict[str, Any]:
     return {"description": "ok", "content": {"application/json": {"schema": {
         "type": "object", "required": required, "properties": properties}}}}
@@ -86,13 +99,12 @@ _ACCEPTED = {"description": "accepted; Location names the operation",
                                                       operation_id={"type": "string"}).items()
                 if key == "content"}}
 _ETAG = {"ETag": {"schema": {"type": "string"}}}
+# `cursor`: the earlier name of continuationToken, still accepted
+_CURSOR = {**_param("cursor", "query", {"type": "string", "maxLength": 4096}), "deprecated": True}
 _AUDIT_PARAMS = [_param(name, "query") for name in ("actor", "server", "action")] + [
-    _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until", "cursor")] + [
-    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})]
+    _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until")] + [_CURSOR]
 _INVOCATION_PARAMS = [_param(name, "query") for name in ("server", "tool", "actor", "result")] + [
-    _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until")] + [
-    _param("cursor", "query", {"type": "string", "pattern": "^[0-9a-f]{28}$"}),
-    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})]
+    _param(name, "query", {"type": "string", "format": "date-time"}) for name in ("since", "until")] + [_CURSOR]
 # one `invocations` document (shared.audit.invocation)
 _INVOCATION = {"type": "object", "required": ["id", "server", "actor", "method", "result", "time"],
                "properties": {"id": {"type": "string"}, "server": {"type": "string"},
@@ -106,10 +118,11 @@ _SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "bearerForma
 
 
 def _server_paths() -> dict[str, Any]:
-    items = lambda ref: {"description": "ok", **_items(ref)}  # noqa: E731
+    servers, server_params = _page("Server")
+    revisions, revision_params = _page("Revision")
     return {
         "/api/servers": {
-            "get": _op("listServers", {"200": items("Server")}),
+            "get": _op("listServers", {"200": servers}, params=server_params, problems=(400,)),
             "post": _op("createServer", {"202": _ACCEPTED}, body="ServerSpecInput", problems=(400, 409, 422)),
         },
         "/api/servers/{name}": {
@@ -119,7 +132,8 @@ def _server_paths() -> dict[str, Any]:
             "delete": _op("deleteServer", {"202": _ACCEPTED}, problems=(404, 409)),
         },
         "/api/servers/{name}/revisions": {
-            "parameters": [_NAME], "get": _op("listRevisions", {"200": items("Revision")}, problems=(404,))},
+            "parameters": [_NAME],
+            "get": _op("listRevisions", {"200": revisions}, params=revision_params, problems=(400, 404))},
         "/api/servers/{name}/rollback": {
             "parameters": [_NAME],
             "post": _op("rollbackServer", {"202": _ACCEPTED}, body="RollbackRequest", problems=(400, 404, 409, 422))},
@@ -146,6 +160,8 @@ def _server_paths() -> dict[str, Any]:
 
 
 def _governance_paths() -> dict[str, Any]:
+    audit_page, audit_params = _page("AuditEvent", 50, "next")
+    invocation_page, invocation_params = _page("Invocation", 50, "next")
     return {
         "/api/operations/{operation_id}": {
             "parameters": [_param("operation_id")],
@@ -164,13 +180,10 @@ def _governance_paths() -> dict[str, Any]:
             "parameters": [_param("key_id")],
             "delete": _op("revokeKey", {"200": {"description": "revoked key", **_json("ApiKey")}}, problems=(404,))},
         "/api/audit": {
-            "get": _op("listAudit", {"200": _object(["items", "next"], items={
-                "type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}},
-                next={"type": ["string", "null"]})}, params=_AUDIT_PARAMS, problems=(400,))},
+            "get": _op("listAudit", {"200": audit_page}, params=_AUDIT_PARAMS + audit_params, problems=(400,))},
         "/api/audit/invocations": {
-            "get": _op("listInvocations", {"200": _object(["items", "next"], items={
-                "type": "array", "items": {"$ref": "#/components/schemas/Invocation"}},
-                next={"type": ["string", "null"]})}, params=_INVOCATION_PARAMS, problems=(400, 404))},
+            "get": _op("listInvocations", {"200": invocation_page}, params=_INVOCATION_PARAMS + invocation_params,
+                       problems=(400, 404))},
         "/api/openapi.json": {
             "get": _op("openapi", {"200": {"description": "this document",
                                           "content": {"application/json": {"schema": {"type": "object"}}}}},
@@ -277,6 +290,19 @@ def _operations_paths() -> dict[str, Any]:
     }
 
 
+def _bundle_paths() -> dict[str, Any]:
+    """Code bundle uploads (issue 13 item 2, docs/bundles.md): the body is the tar.gz itself."""
+    stored = _object(["bundle", "size", "files"], bundle={"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                     size={"type": "integer"}, files={"type": "integer"})
+    upload = _op("uploadBundle", {"201": {**stored, "description": "stored"},
+                                  "200": {**stored, "description": "stored already (same digest)"}},
+                 problems=(400, 413))
+    # the bytes of a tar.gz; any Content-Type is accepted (the archive is checked, not the header)
+    upload["requestBody"] = {"required": True, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}}
+    return {"/api/bundles": {"post": upload}}
+
+
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document as a JSON-ready dict: every `/api` route, its 401/403
     answers, and the bearer (JWT or API key) and `X-API-Key` security schemes."""
@@ -293,5 +319,5 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "servers": [{"url": server_url}],
             "security": [{"bearer": []}, {"apiKey": []}],
             "paths": {**_server_paths(), **_governance_paths(), **_cost_paths(), **_guidance_paths(),
-                      **_operations_paths()},
+                      **_operations_paths(), **_bundle_paths()},
             "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES}}

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
         gateway_access_log: one uvicorn log line per HTTP request (off by default: every
             MCP request is in the `invocations` audit and the metrics already, and the
             extra line costs throughput).
+        gateway_max_sessions_per_server / gateway_max_shared_sessions_per_server: sessions
+            one gateway process holds per ``isolated`` server (each a child process) and
+            per ``shared`` server (each a few KiB); beyond them ``initialize`` answers 503
+            with ``Retry-After`` (docs/scale.md).
+        gateway_listen_backlog: the listening socket's accept queue (the kernel caps it
+            at ``net.core.somaxconn``); a burst of new connections beyond it is dropped.
+        gateway_keep_alive_seconds: an idle keep-alive connection is closed after this
+            long; above the 5 s idle expiry of common HTTP clients and the 60 s of load
+            balancers, so the gateway never closes a connection a client is reusing.
         gateway_url: base URL the control plane uses to reach the gateway
             (defaults to ``http://{gateway_host}:{gateway_port}``).
         gateway_replica_url: this gateway replica's own base URL as the other replicas
@@ -51,6 +60,15 @@ class Settings(BaseSettings):
         task_hub: Durable Functions task hub name.
         kubeconfig: kubeconfig file of the cluster that runs ``container`` servers;
             unset means no Kubernetes target (``container`` is refused with 422).
+        aks_cluster_id: ARM id of the AKS cluster that runs ``container`` and ``package``
+            servers (``/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/
+            managedClusters/…``); the control plane on Azure reaches its API server with an
+            Entra token of ``DefaultAzureCredential`` (``shared.aks``, docs/kubernetes.md).
+            ``kubeconfig`` wins when both are set. See ``kubernetes_target``.
+        package_processes: with no Kubernetes target, each ``package`` server runs as its
+            own single-server gateway process that the control plane starts on this host
+            (``shared.package_processes``: the production-shaped run's twin of package
+            pods, docs/kubernetes.md); ignored when ``kubernetes_target`` holds.
         kube_namespace: namespace of ``container`` servers (``mcp-servers``).
         gateway_namespace: namespace the gateway runs in; the only source of ingress
             that the servers' NetworkPolicy admits (``mcpaas-system``).
@@ -71,6 +89,9 @@ class Settings(BaseSettings):
         blob_connection_string: connection string (Azurite); selects the blob artifact
             store and takes precedence over ``blob_account_url``. Never logged.
         blob_container: blob container holding artifacts (created if missing).
+        bundle_max_bytes / bundle_max_files / bundle_max_unpacked_bytes: limits of one code
+            bundle (docs/bundles.md): compressed upload size in bytes (413 above it), entries
+            (files and directories), and bytes of file content once unpacked.
         key_vault_url: Azure Key Vault URL (``https://<vault>.vault.azure.net``) of the
             secret store, used with ``DefaultAzureCredential``; unset selects the embedded
             store encrypted at rest under ``secrets_dir`` (docs/secrets.md).
@@ -91,6 +112,10 @@ class Settings(BaseSettings):
         entra_allowed_clients: accepted ``azp``/``appid`` values; empty admits any client.
         entra_allowed_tenants: accepted ``tid`` values; empty admits the issuers' tenants.
             All four lists read from the environment as comma-separated text.
+        entra_tenant_id / entra_cli_client_id / entra_cli_scope: what ``mcpaas login --entra``
+            signs in with (device code, ``azure.identity.DeviceCodeCredential``): the tenant,
+            the CLI's public client app registration, and the API scope (e.g.
+            ``api://mcpaas/.default``); each can also be given as a flag.
         control_plane_principals: Entra object ids (``oid``) of the control plane's managed
             identity; with auth mode ``entra`` only these may use the reserved deploy-probe
             scope (locally the control plane is the subject ``mcpaas-controlplane``).
@@ -180,6 +205,10 @@ class Settings(BaseSettings):
     host_max_body_bytes: int = 100 * 1024 * 1024
     task_hub: str = "mcpaas"
     kubeconfig: Path | None = None
+    aks_cluster_id: str | None = Field(
+        default=None, pattern=r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                              r"Microsoft\.ContainerService/managedClusters/[^/]+$")
+    package_processes: bool = False
     kube_namespace: str = "mcp-servers"
     gateway_namespace: str = "mcpaas-system"
     workload_client_id: str | None = None
@@ -191,6 +220,9 @@ class Settings(BaseSettings):
     gateway_event_store_size: int = Field(default=1000, ge=0)
     gateway_session_idle_seconds: float = Field(default=1800.0, gt=0)
     gateway_max_sessions_per_server: int = Field(default=64, ge=1)
+    gateway_max_shared_sessions_per_server: int = Field(default=4096, ge=1)
+    gateway_listen_backlog: int = Field(default=4096, ge=1)
+    gateway_keep_alive_seconds: int = Field(default=75, ge=1)
     gateway_warm_pool_size: int = Field(default=0, ge=0)
     gateway_stream_after_seconds: float = Field(default=1.0, ge=0)
     # single-server mode of a package-server pod (issue 11 item 4, docs/kubernetes.md)
@@ -221,6 +253,10 @@ class Settings(BaseSettings):
     blob_account_url: str | None = None
     blob_connection_string: SecretStr | None = None
     blob_container: str = "artifacts"
+    # code bundles (issue 13 item 2, docs/bundles.md)
+    bundle_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    bundle_max_files: int = Field(default=10_000, ge=1)
+    bundle_max_unpacked_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     servicebus_namespace: str | None = None
     # keys of the platform's own entry points (issue 10, NFR-SEC-004): docs/entry-points.md
     host_key: SecretStr | None = None
@@ -234,6 +270,10 @@ class Settings(BaseSettings):
     entra_audiences: CommaList = Field(default_factory=list)
     entra_allowed_clients: CommaList = Field(default_factory=list)
     entra_allowed_tenants: CommaList = Field(default_factory=list)
+    # the CLI's device-code sign-in (`mcpaas login --entra`, cli/login.py)
+    entra_tenant_id: str | None = None
+    entra_cli_client_id: str | None = None
+    entra_cli_scope: str | None = None
     control_plane_principals: CommaList = Field(default_factory=list)
     auth_scopes_supported: CommaList = Field(default_factory=list)
     gateway_rate_limit_identity: str = "600/minute"
@@ -302,6 +342,11 @@ class Settings(BaseSettings):
         """Base URL of the gateway, without a trailing slash."""
         url = self.gateway_url_override or f"http://{self.gateway_host}:{self.gateway_port}"
         return url.rstrip("/")
+
+    @property
+    def kubernetes_target(self) -> bool:
+        """Whether a cluster runs `container` and `package` servers: a kubeconfig or an AKS cluster id."""
+        return self.kubeconfig is not None or self.aks_cluster_id is not None
 
     @property
     def api_url(self) -> str:

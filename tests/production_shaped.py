@@ -9,8 +9,13 @@
 - auth mode `entra` against a local OIDC issuer (`OidcIssuer`: an RS256 key, its JWKS and
   an App Service managed-identity token endpoint on loopback), so the control plane's
   `DefaultAzureCredential` gets its service token the way the Function app does;
-- package servers as the gateway replicas' children (the single-server pods of item 4
-  are not wired into this run yet; docs/replicas.md).
+- package servers as separate single-server processes (`python -m gateway` in
+  single-server mode, the process twin of the package pods of item 4), which the control
+  plane starts through its package-process adapter (`shared.package_processes`,
+  `MCPAAS_PACKAGE_PROCESSES`); the replicas run with `MCPAAS_GATEWAY_PACKAGE_PODS` as on
+  AKS and proxy to them. `package_processes=False` keeps package servers as the
+  replicas' own children instead, which exercises session hops between replicas
+  (docs/replicas.md).
 
 `python -m tests.production_shaped [--deploy FILE]` (`make prod-local`) starts it, prints
 the URLs and an Admin token, and runs until Ctrl-C. The e2e test and the bench use
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -32,10 +38,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import jwt
+import psutil
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
@@ -50,6 +58,9 @@ REPO = Path(__file__).resolve().parents[1]
 TENANT = "7c2f1e5a-0000-4000-8000-00000000c0de"
 AUDIENCE = "api://mcpaas-gateway"
 CONTROL_PLANE_OID = "00000000-0000-4000-8000-0000000c0a11"  # the Function app's managed identity
+# how often the deploy polls a package process's rollout (a pod's is polled every 5 s: the
+# control plane reads the API server; here a process answers /readyz within a second)
+ROLLOUT_POLL_SECONDS = 0.25
 
 
 def _b64(number: int) -> str:
@@ -111,14 +122,18 @@ class OidcIssuer:
 class ProductionShaped:
     """The whole run under `root`; `start()` then `stop()` (or use it as a context manager).
 
-    `extra_env`: more `MCPAAS_*` settings for every part. Attributes after start: `api`
-    (control plane), `proxy` (the gateway as clients and the control plane reach it),
-    `replicas` (each gateway replica's own base URL), `issuer`.
+    `extra_env`: more `MCPAAS_*` settings for every part; `package_processes`: package
+    servers as separate processes (the production shape, default) or as the replicas'
+    children. Attributes after start: `api` (control plane), `proxy` (the gateway as
+    clients and the control plane reach it), `replicas` (each gateway replica's own base
+    URL), `issuer`.
     """
 
-    def __init__(self, root: Path, replicas: int = 2, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, replicas: int = 2, extra_env: dict[str, str] | None = None,
+                 package_processes: bool = True) -> None:
         self.root = Path(root)
         self.extra_env = dict(extra_env or {})  # e.g. rate limits off for a bench
+        self.package_processes = package_processes
         self.issuer = OidcIssuer()
         self.api = f"http://127.0.0.1:{free_port()}"
         self.replicas = [f"http://127.0.0.1:{free_port()}" for _ in range(replicas)]
@@ -163,15 +178,19 @@ class ProductionShaped:
         self._start_backing_services()
         self.issuer.start()
         shared = self.env()
+        # package servers in processes of their own: the replicas never start their children
+        gateway = {"MCPAAS_GATEWAY_PACKAGE_PODS": "true"} if self.package_processes else {}
+        control_plane = {"MCPAAS_PACKAGE_PROCESSES": "true", "MCPAAS_ROLLOUT_POLL_SECONDS": str(ROLLOUT_POLL_SECONDS)} \
+            if self.package_processes else {}
         for index, url in enumerate(self.replicas):
             port = url.rsplit(":", 1)[1]
             self._spawn(f"gateway-{index}", [sys.executable, "-m", "gateway"],
-                        {**shared, "MCPAAS_DATA_DIR": str(self.root / f"gateway-{index}"),
+                        {**shared, **gateway, "MCPAAS_DATA_DIR": str(self.root / f"gateway-{index}"),
                          "MCPAAS_GATEWAY_PORT": port, "MCPAAS_GATEWAY_REPLICA_URL": url}, f"{url}/healthz")
         self._spawn("proxy", [sys.executable, "-m", "tests.roundrobin", self.proxy.rsplit(":", 1)[1],
                               *self.replicas], shared, f"{self.proxy}/healthz")
         self._spawn("devhost", [sys.executable, "-m", "devhost"],
-                    {**shared, "MCPAAS_DATA_DIR": str(self.root / "controlplane"),
+                    {**shared, **control_plane, "MCPAAS_DATA_DIR": str(self.root / "controlplane"),
                      "MCPAAS_API_PORT": self.api.rsplit(":", 1)[1],
                      "IDENTITY_ENDPOINT": f"{self.issuer.base}/msi/token",
                      "IDENTITY_HEADER": self.issuer.identity_header}, f"{self.api}/api/servers")
@@ -192,6 +211,28 @@ class ProductionShaped:
         self.processes["cosmos"] = _start([node, "-e", _COSMOS_SERVER_JS, port], f"{self.cosmos.endpoint}/",
                                           self.root / "cosmosdb-server.log")
 
+    def package_process(self, server: str) -> psutil.Process | None:
+        """The running single-server process of package server `server` in this run, if any
+        (found by its settings, as `ps` would: the control plane does not publish pids)."""
+        return self._single_server(lambda name: name == server)
+
+    def package_process_any(self) -> psutil.Process | None:
+        """Any running single-server process of this run."""
+        return self._single_server(lambda name: bool(name))
+
+    def _single_server(self, wanted: Callable[[str], bool]) -> psutil.Process | None:
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                if process.info["cmdline"][1:3] != ["-m", "gateway"] or process.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                environment = process.environ()
+            except (psutil.Error, TypeError, IndexError):
+                continue
+            if wanted(environment.get("MCPAAS_GATEWAY_SINGLE_SERVER", "")) and \
+                    environment.get("MCPAAS_DATA_DIR", "").startswith(str(self.root)):
+                return process
+        return None
+
     def kill(self, name: str) -> None:
         """SIGKILL one part's process group (a crashed pod)."""
         process = self.processes.pop(name)
@@ -199,7 +240,8 @@ class ProductionShaped:
         process.wait(10)
 
     def stop(self) -> None:
-        """Stop every part, newest first."""
+        """Stop every part, newest first, then any package process the control plane left
+        behind (it ends them when it exits cleanly; this also covers a crashed one)."""
         for name in reversed(list(self.processes)):
             process = self.processes.pop(name)
             if name == "cosmos":
@@ -213,6 +255,10 @@ class ProductionShaped:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+        while (left := self.package_process_any()) is not None:
+            left.kill()  # each ran in a session of its own, so its group is its pid
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(left.pid, signal.SIGKILL)
         self.issuer.stop()
 
     def __enter__(self) -> ProductionShaped:
@@ -244,11 +290,16 @@ def main() -> None:
             print(f"deploy {spec.get('name')}: HTTP {answer.status_code}")
         print(json.dumps({"api": run.api, "gateway": run.proxy, "replicas": run.replicas,
                           "admin_token": run.token()}, indent=2))
-        print("running; Ctrl-C stops every part")
+        print("running; Ctrl-C (or SIGTERM) stops every part")
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             signal.pause()
         except KeyboardInterrupt:
             pass
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the run as Ctrl-C does: every part, no orphan
 
 
 if __name__ == "__main__":

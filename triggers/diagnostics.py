@@ -32,6 +32,7 @@ from shared.errors import BadRequestError, MCPaaSError, UnprocessableError
 from shared.models import Server, ServerStatus
 from shared.settings import get_settings
 from shared.store import get_store
+from shared.store.paging import every_document
 from triggers.problems import json_response, problem_handler
 from triggers.security import authenticated, check_server
 
@@ -126,8 +127,9 @@ def reconcile_containers(timer: func.TimerRequest) -> None:
 
     Does nothing without a Kubernetes target (no container server can exist then).
     """
-    if get_settings().kubeconfig is None:
+    if not get_settings().kubernetes_target:
         return
-    docs = get_store().query("servers", order_by="name")
+    # in name (= id) order, a page at a time from the index: no sort of every server
+    docs = every_document(get_store(), "servers")
     updated = reconcile([Server.model_validate(doc) for doc in docs])
     log.info("reconciled %d container servers", updated)

@@ -24,6 +24,7 @@ from shared.openapi import openapi_document
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers.http_api import parse_body
+from triggers.paging import page_params, page_response
 from triggers.problems import json_response, problem_handler
 from triggers.security import authenticated, check_invocations, check_server, record_decision, requires
 
@@ -130,58 +131,54 @@ def time_param(req: func.HttpRequest, name: str) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
-def _limit_param(req: func.HttpRequest) -> int:
-    text = req.params.get("limit", "50")
-    if not text.isdigit() or not 1 <= int(text) <= 500:
-        raise BadRequestError("bad query parameter limit",
-                              errors=[{"field": "limit", "message": "expected an integer from 1 to 500"}])
-    return int(text)
+# page sizes of the audit routes (docs/audit.md, docs/paging.md)
+AUDIT_DEFAULT_LIMIT = 50
+
+
+def _public(items: list[dict]) -> list[dict]:
+    return [{key: value for key, value in item.items() if not key.startswith("_")} for item in items]
 
 
 @bp.route(route="audit", methods=["GET"])
 @problem_handler
 @requires(Permission.AUDIT_READ)
 async def list_audit(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
-    """`GET /api/audit?actor=&server=&action=&since=&until=&limit=&cursor=` → `{"items": [...], "next"}`.
+    """`GET /api/audit?actor=&server=&action=&since=&until=&limit=&continuationToken=`
+    → `{"items": [...], "continuationToken", "next"}`.
 
-    Newest first; pass `next` back as `cursor` for the following page (null on the last).
-    400 for a bad time, limit or cursor.
+    Newest first, one page (default 50, at most 500; docs/paging.md); `next` repeats the
+    token for clients of the earlier `cursor` parameter, still accepted. 400 for a bad
+    time, limit or token.
     """
-    time_param(req, "cursor")  # validates it; the store compares the text itself
-    items, next_cursor = audit.query_audit(
+    limit, token = page_params(req, default=AUDIT_DEFAULT_LIMIT, maximum=audit.MAX_PAGE, legacy_cursor=True)
+    items, next_token = audit.query_audit(
         get_store(), actor=req.params.get("actor") or None, entity=req.params.get("server") or None,
         action=req.params.get("action") or None, since=time_param(req, "since"),
-        until=time_param(req, "until"), limit=_limit_param(req),
-        before=req.params.get("cursor") or None)
-    public = [{key: value for key, value in item.items() if not key.startswith("_")} for item in items]
-    return json_response({"items": public, "next": next_cursor})
+        until=time_param(req, "until"), limit=limit, continuation=token)
+    return page_response(_public(items), next_token, next=next_token)
 
 
 @bp.route(route="audit/invocations", methods=["GET"])
 @problem_handler
 @authenticated
 async def list_invocations(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
-    """`GET /api/audit/invocations?server=&tool=&actor=&result=&since=&until=&limit=&cursor=`
-    → `{"items": [invocation, ...], "next"}`: who called what (FR-022, 004 G5).
+    """`GET /api/audit/invocations?server=&tool=&actor=&result=&since=&until=&limit=&continuationToken=`
+    → `{"items": [invocation, ...], "continuationToken", "next"}`: who called what (FR-022, 004 G5).
 
-    Newest first; `since`/`until` inclusive ISO-8601 times; pass `next` back as `cursor`.
+    Newest first, one page (default 50, at most 500); `since`/`until` inclusive ISO-8601
+    times; `next`/`cursor` as for `/api/audit`.
     Operators and Admins read every server; others need `server=` naming a server their
     team owns or that is shared with them for invocations.read (`check_invocations`).
-    400 for a bad time, limit or cursor; 403 (audited); 404 for an unknown server.
+    400 for a bad time, limit or token; 403 (audited); 404 for an unknown server.
     """
     server = req.params.get("server") or None
     check_invocations(principal, server)
-    try:
-        items, next_cursor = audit.query_invocations(
-            get_store(), server=server, tool=req.params.get("tool") or None,
-            actor=req.params.get("actor") or None, result=req.params.get("result") or None,
-            since=time_param(req, "since"), until=time_param(req, "until"), limit=_limit_param(req),
-            cursor=req.params.get("cursor") or None)
-    except ValueError as error:  # only the cursor is left to be malformed here
-        raise BadRequestError("bad query parameter cursor",
-                              errors=[{"field": "cursor", "message": str(error)}]) from None
-    public = [{key: value for key, value in item.items() if not key.startswith("_")} for item in items]
-    return json_response({"items": public, "next": next_cursor})
+    limit, token = page_params(req, default=AUDIT_DEFAULT_LIMIT, maximum=audit.MAX_PAGE, legacy_cursor=True)
+    items, next_token = audit.query_invocations(
+        get_store(), server=server, tool=req.params.get("tool") or None,
+        actor=req.params.get("actor") or None, result=req.params.get("result") or None,
+        since=time_param(req, "since"), until=time_param(req, "until"), limit=limit, continuation=token)
+    return page_response(_public(items), next_token, next=next_token)
 
 
 @bp.route(route="openapi.json", methods=["GET"])

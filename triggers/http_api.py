@@ -24,9 +24,11 @@ from shared.auth.principal import Principal
 from shared.auth.rbac import Permission, authorize
 from shared.settings import get_settings
 from shared.store import get_store
+from shared.store.paging import Page, filtered_page
 from triggers.security import authenticated, check, check_server, requires
 from triggers.diagnostics import container_logs
 from triggers.operations import ensure_deployable, start_deploy, start_operation
+from triggers.paging import model_page_response, page_params
 from triggers.problems import json_response, problem_handler
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -125,12 +127,28 @@ async def delete_server(req: func.HttpRequest, client: df.DurableOrchestrationCl
 @problem_handler
 @authenticated
 async def list_servers(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
-    """`GET /api/servers` → `{"items": [Server, ...]}` ordered by name: the servers the caller may read."""
-    listed = [Server.model_validate(doc) for doc in get_store().query("servers", order_by="name")]
-    visible = [server for server in listed if authorize(principal, Permission.SERVER_READ, server=server.name,
-                                                        owner_team=server.spec.owner_team,
-                                                        shares=server.shares).allowed]
-    return json_response({"items": [server.model_dump(mode="json") for server in visible]})
+    """`GET /api/servers?limit=&continuationToken=` → `{"items": [Server, ...], "continuationToken"}`
+    ordered by name: the servers the caller may read, one page (default 100, at most 500;
+    docs/paging.md). 400 for a bad limit or token.
+
+    A credential scoped to some servers may get short pages; a null token ends the list.
+    """
+    limit, token = page_params(req)
+    store = get_store()
+
+    def fetch(count: int, continuation: str | None) -> Page:
+        return store.query_page("servers", limit=count, continuation=continuation)
+
+    def readable(doc: dict) -> bool:
+        server = Server.model_validate(doc)
+        return authorize(principal, Permission.SERVER_READ, server=server.name,
+                         owner_team=server.spec.owner_team, shares=server.shares).allowed
+
+    if principal.servers is None and authorize(principal, Permission.SERVER_READ).allowed:
+        page = fetch(limit, token)  # a role that reads every server: nothing to filter
+    else:
+        page = filtered_page(fetch, readable, limit=limit, continuation=token)
+    return model_page_response(Server, page.items, page.continuation)
 
 
 @bp.route(route="servers/{name}", methods=["GET"])
@@ -146,11 +164,15 @@ async def get_server(req: func.HttpRequest, principal: Principal) -> func.HttpRe
 @problem_handler
 @authenticated
 async def list_revisions(req: func.HttpRequest, principal: Principal) -> func.HttpResponse:
-    """`GET /api/servers/{name}/revisions` → `{"items": [Revision, ...]}` newest first."""
+    """`GET /api/servers/{name}/revisions?limit=&continuationToken=` → `{"items": [Revision, ...],
+    "continuationToken"}` newest first, one page (default 100, at most 500); 400 for a bad
+    limit or token, 404 for an unknown server."""
     name = req.route_params["name"]
+    limit, token = page_params(req)
     check_server(principal, Permission.SERVER_READ, name)  # 404 for an unknown server
-    docs = get_store().query("revisions", partition_key=name, order_by="number", descending=True)
-    return json_response({"items": [Revision.model_validate(doc).model_dump(mode="json") for doc in docs]})
+    page = get_store().query_page("revisions", partition_key=name, order_by="number", descending=True,
+                                  limit=limit, continuation=token)
+    return model_page_response(Revision, page.items, page.continuation)
 
 
 @bp.route(route="operations/{operation_id}", methods=["GET"])

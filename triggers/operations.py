@@ -27,14 +27,14 @@ def ensure_deployable(spec: ServerSpec, actor: str | None = None) -> None:
     """Refuse specs this platform cannot or may not run.
 
     Raises UnprocessableError (422) for `container` servers when no Kubernetes target
-    is configured (`MCPAAS_KUBECONFIG` unset), and ClearanceError (422) for a spec
+    is configured (`Settings.kubernetes_target`), and ClearanceError (422) for a spec
     outside the security clearance allowlists (FR-020, `shared.clearance`); with an
     `actor`, that refusal is recorded in the audit trail.
     """
-    if spec.kind is ServerKind.CONTAINER and get_settings().kubeconfig is None:
+    if spec.kind is ServerKind.CONTAINER and not get_settings().kubernetes_target:
         raise UnprocessableError("no Kubernetes target configured: container servers are not supported yet",
                                  errors=[{"field": "kind", "message": "container needs a Kubernetes target"}])
-    if spec.kind is ServerKind.PACKAGE and manifests.in_cluster(spec) and not get_settings().gateway_image:
+    if spec.kind is ServerKind.PACKAGE and get_settings().kubernetes_target and not get_settings().gateway_image:
         # package servers get their own pods there, which run the gateway image
         raise UnprocessableError("the Kubernetes target has no gateway image: set MCPAAS_GATEWAY_IMAGE",
                                  errors=[{"field": "kind", "message": "package needs MCPAAS_GATEWAY_IMAGE"}])

@@ -20,6 +20,12 @@ Audit events (container `audit`, entity = server): `provision.start`,
 failed, with the output tail), `provision.mounted`. A failed step is retried once; a
 second failure sets the server `Error` with the output tail and is remembered for
 `FAILURE_MEMO_SECONDS` so a burst of requests does not re-run it.
+
+A spec with a code bundle (`package.bundle`, docs/bundles.md) is provisioned even without
+an install step: the bundle is unpacked into the server's directory first
+(`gateway.children.bundles`, audit event `provision.bundle`), and its digest is part of
+the install marker, so a new bundle provisions again. A bundle that cannot be read,
+verified or unpacked sets the server `Error` at once (retrying would read the same bytes).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ from shared.errors import ConflictError, NotFoundError
 from shared.models import AuditEvent, AuditResult, Server, ServerStatus
 from shared.store.port import DocumentStore
 
+from shared.bundles import BundleError
+
+from gateway.children.bundles import BundleUnpacker, BundleUnpackError
 from gateway.children.locks import ProvisionLocks
 from gateway.children.logs import append_line
 from gateway.metrics import METRICS
@@ -69,10 +78,10 @@ def install_location(servers_dir: Path) -> str:
 
 
 def install_marker(server: Server) -> str:
-    """Short hash of what the install depends on (argv, command, env)."""
+    """Short hash of what the install depends on (argv, command, env, bundle digest)."""
     package = server.spec.package
     assert package is not None
-    data = json.dumps([package.install, package.command, package.args, package.env],
+    data = json.dumps([package.install, package.command, package.args, package.env, package.bundle],
                       sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
@@ -85,30 +94,36 @@ class Provisioner:
         locks: the lock/ready-flag adapter. launcher: prepares the sandboxed install step.
         location: the install location its flags name (default `install_location` of the
             launcher's servers directory).
+        unpacker: puts code bundles in place (default: one on the launcher's sandbox and
+            the settings' artifact store).
     """
 
     def __init__(self, store: DocumentStore, locks: ProvisionLocks, launcher: Launcher,
-                 location: str | None = None) -> None:
+                 location: str | None = None, unpacker: BundleUnpacker | None = None) -> None:
         self.store = store
         self.locks = locks
         self.launcher = launcher
         self.location = location or install_location(launcher.servers_dir)
+        self.unpacker = unpacker or BundleUnpacker(launcher.sandbox)
         self._mounted: dict[str, str] = {}
         self._failed: dict[str, tuple[str, str, float]] = {}
         self._local: dict[str, asyncio.Lock] = {}
 
     async def ensure(self, server: Server) -> None:
-        """Return once `server` is installed (at once when it has no install step).
+        """Return once `server` is installed (at once when it has no install step and no bundle).
 
         Raises ProvisionFailedError after the retry failed, or when waiting for another
         replica's install timed out.
         """
         package = server.spec.package
-        if package is None or not package.install:
+        if package is None or not (package.install or package.bundle):
             return
         marker = install_marker(server)
         async with self._local.setdefault(server.name, asyncio.Lock()):
-            if self._mounted.get(server.name) == marker:
+            # another process on this disk may have unpacked another bundle since: the
+            # state file, not this process's memo, says which code is there
+            if self._mounted.get(server.name) == marker and (
+                    not package.bundle or self.unpacker.current(server.name) == package.bundle):
                 return
             failed = self._failed.get(server.name)
             if failed and failed[0] == marker and failed[2] > time.monotonic():
@@ -159,6 +174,13 @@ class Provisioner:
     async def _install(self, server: Server) -> None:
         run_id = f"provision-{server.name}-{uuid.uuid4().hex[:12]}"
         await self._audit(run_id, server.name, "start", "accepted")
+        package = server.spec.package
+        assert package is not None
+        if package.bundle:
+            await self._unpack(run_id, server.name, package.bundle)
+        if not package.install:
+            await self._audit(run_id, server.name, "mounted", "succeeded")
+            return
         tail = ""
         for attempt in (1, 2):
             await self._audit(run_id, server.name, "install_begin", "accepted",
@@ -174,6 +196,19 @@ class Provisioner:
             log.warning("install of %s failed (attempt %d, exit %s)", server.name, attempt, code)
         await anyio.to_thread.run_sync(self._set_error, server.name, tail)
         raise ProvisionFailedError(f"install step failed twice: {tail[-500:]}")
+
+    async def _unpack(self, run_id: str, name: str, digest: str) -> None:
+        """Unpack bundle `digest` into server `name`'s directory; ProvisionFailedError (and
+        the server `Error`) when it cannot be read, verified or written."""
+        try:
+            detail = await anyio.to_thread.run_sync(self.unpacker.unpack, name, digest)
+        except (BundleError, BundleUnpackError, OSError) as exc:
+            reason = f"bundle {digest} could not be unpacked: {exc}"
+            log.warning("server %s: %s", name, reason)
+            await self._audit(run_id, name, "bundle", "failed", reason)
+            await anyio.to_thread.run_sync(self._set_error, name, reason)
+            raise ProvisionFailedError(reason) from None
+        await self._audit(run_id, name, "bundle", "succeeded", detail)
 
     async def _run(self, server: Server) -> tuple[int | None, str]:
         """Run the install argv; returns (exit code, output tail). Its process group is

@@ -46,6 +46,7 @@ class SharedChild:
         self.server = server
         self._on_crash = on_crash
         self._child: StdioChild | None = None
+        self._ready: StdioChild | None = None  # `_child` once its handshake completed
         self._lock = asyncio.Lock()
         self._init: asyncio.Future[Message] | None = None
         self.init_result: dict[str, Any] | None = None
@@ -68,6 +69,9 @@ class SharedChild:
         Raises OSError when the command cannot start, SessionGoneError when the child
         does not complete the handshake.
         """
+        ready = self._ready
+        if ready is not None and ready is self._child:  # every message asks: no lock then
+            return ready
         async with self._lock:
             if self._child is not None:
                 return self._child
@@ -86,6 +90,7 @@ class SharedChild:
                     raise ConnectionError(f"initialize failed: {reply.get('error')}")
                 self.init_result = reply["result"]
                 await child.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                self._ready = child
             except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
                 self._child = None
                 await child.terminate()

@@ -44,7 +44,8 @@ class SessionRegistry:
 
     Args:
         launcher: starts the servers' sandboxed children (`gateway.children.stdio.Launcher`).
-        max_sessions: sessions per server before `AtCapacityError`.
+        max_sessions: sessions per `isolated` server (a child each) before `AtCapacityError`.
+        max_shared_sessions: sessions per `shared` server (a few KiB each) before it.
         idle_seconds: a session with nothing in flight for this long is reaped.
         event_capacity: SSE events kept per session for resumability.
         warm_pool_size: pre-spawned children kept ready per `isolated` server
@@ -52,33 +53,46 @@ class SessionRegistry:
         id_prefix: what session ids start with (the replica's, `gateway.upstreams.replicas`).
     """
 
-    def __init__(self, launcher: Launcher, *, max_sessions: int = 64,
+    def __init__(self, launcher: Launcher, *, max_sessions: int = 64, max_shared_sessions: int = 4096,
                  idle_seconds: float = 1800.0, event_capacity: int = 1000,
                  warm_pool_size: int = 0, id_prefix: str = "") -> None:
         self.launcher = launcher
         self.id_prefix = id_prefix
         self.max_sessions = max_sessions
+        self.max_shared_sessions = max_shared_sessions
         self.idle_seconds = idle_seconds
         self.event_capacity = event_capacity
         self.shared = SharedPool(launcher, self.record_crash)
         self.warm = WarmPool(launcher, warm_pool_size)
         self._sessions: dict[str, Session] = {}
+        # per server, in creation order: the cap check and `/status` never scan every session
+        self._by_server: dict[str, dict[str, Session]] = {}
         self._reserved: dict[str, int] = {}
         self._last_error: dict[str, str] = {}
         self._restarts: dict[str, int] = {}
         self._names: set[str] = set()  # every server and tenant instance that had a session
 
-    def reserve(self, server: str) -> None:
+    def cap(self, server: Server) -> int:
+        """The session cap of `server` in this process, by its session mode."""
+        package = server.spec.package
+        shared = package is not None and package.session_mode == SessionMode.SHARED
+        return self.max_shared_sessions if shared else self.max_sessions
+
+    def reserve(self, server: Server) -> None:
         """Claim a session slot of `server` before slow work (provisioning, spawning).
-        Raises AtCapacityError when sessions plus claims reach the cap."""
-        taken = len(self.of_server(server)) + self._reserved.get(server, 0)
-        if taken >= self.max_sessions:
-            raise AtCapacityError(server, self.max_sessions)
-        self._reserved[server] = self._reserved.get(server, 0) + 1
+        Raises AtCapacityError when sessions plus claims reach its cap (O(1))."""
+        name, limit = server.name, self.cap(server)
+        if len(self._by_server.get(name, ())) + self._reserved.get(name, 0) >= limit:
+            raise AtCapacityError(name, limit)
+        self._reserved[name] = self._reserved.get(name, 0) + 1
 
     def release(self, server: str) -> None:
         """Give back a slot claimed by `reserve`."""
-        self._reserved[server] = max(0, self._reserved.get(server, 0) - 1)
+        left = self._reserved.get(server, 0) - 1
+        if left > 0:
+            self._reserved[server] = left
+        else:  # nothing kept per server once its burst is over
+            self._reserved.pop(server, None)
 
     async def create(self, server: Server) -> Session:
         """Open a session of `server` on a slot the caller reserved.
@@ -102,6 +116,7 @@ class SessionRegistry:
             self.record_error(server.name, f"could not start server process: {exc}")
             raise
         self._sessions[session.id] = session
+        self._by_server.setdefault(server.name, {})[session.id] = session
         self._names.add(server.name)
         METRICS.active_sessions.labels(server.name).inc()
         return session
@@ -117,6 +132,10 @@ class SessionRegistry:
         """Drop an ended session (called by the session itself)."""
         if self._sessions.get(session.id) is session:
             del self._sessions[session.id]
+            of_server = self._by_server.get(session.server, {})
+            of_server.pop(session.id, None)
+            if not of_server:
+                self._by_server.pop(session.server, None)
             METRICS.active_sessions.labels(session.server).dec()
 
     def record_error(self, server: str, text: str) -> None:
@@ -131,8 +150,7 @@ class SessionRegistry:
 
     def of_server(self, server: str) -> list[Session]:
         """Live sessions of `server`, oldest first."""
-        return sorted((s for s in self._sessions.values() if s.server == server),
-                      key=lambda s: s.created_at)
+        return list(self._by_server.get(server, {}).values())
 
     async def stop_server(self, server: str) -> int:
         """Terminate every session (and shared child) of `server` and of its dedicated

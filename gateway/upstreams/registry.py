@@ -3,12 +3,17 @@
 The `servers` container is the source of truth (doc id = partition key = server name).
 Reads are cached for at most `ttl` seconds so a server created after the gateway
 started is served without a restart (FR-015), while a burst of requests does not turn
-into a burst of store reads. The store port is synchronous; reads run in a worker
-thread so they never block the event loop.
+into a burst of store reads: requests that miss the cache for the same name while its
+read is under way wait for that one read (issue 15: when the entry of a busy server
+expired, every request in flight started a read of its own). The cache holds at most
+`max_entries` names (the oldest go first), so looking up ever new names cannot grow
+it. Per request the work is one dict lookup, whatever the number of servers. The store
+port is synchronous; reads run in a worker thread so they never block the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import anyio.to_thread
@@ -19,6 +24,7 @@ from shared.models import RemoteSource, Server, ServerKind, ServerStatus
 from shared.store.port import DocumentStore
 
 CONTAINER = "servers"
+MAX_ENTRIES = 10_000
 
 
 class ServerRegistry:
@@ -29,13 +35,18 @@ class ServerRegistry:
         ttl: seconds a read stays cached (<= 1 s keeps FR-015's "no restart" promptly true).
         package_pods: package servers run in their own pods (`gateway_package_pods`):
             one without an `upstream_url` is refused, never started here.
+        max_entries: names cached at most.
     """
 
-    def __init__(self, store: DocumentStore, ttl: float = 1.0, package_pods: bool = False) -> None:
+    def __init__(self, store: DocumentStore, ttl: float = 1.0, package_pods: bool = False,
+                 max_entries: int = MAX_ENTRIES) -> None:
         self.store = store
         self.ttl = ttl
         self.package_pods = package_pods
+        self.max_entries = max_entries
         self._cache: dict[str, tuple[float, Server | None]] = {}
+        self._reading: dict[str, asyncio.Future[Server | None]] = {}
+        self._generation = 0  # bumped by `invalidate`
 
     async def lookup(self, name: str) -> Server:
         """Return the server `name` if the gateway should serve it.
@@ -74,12 +85,30 @@ class ServerRegistry:
         return server.model_copy(update={"spec": server.spec.model_copy(update={"remote": remote})})
 
     async def _read(self, name: str) -> Server | None:
-        now = time.monotonic()
         cached = self._cache.get(name)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        server = await anyio.to_thread.run_sync(self._read_sync, name)
-        self._cache[name] = (now + self.ttl, server)
+        reading = self._reading.get(name)
+        if reading is None:  # one read per name at a time; the others wait for it
+            reading = self._reading[name] = asyncio.ensure_future(self._fetch(name))
+            # a read whose requests all went away must not log "never retrieved"
+            reading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # a cancelled request leaves the read running for the others
+        return await asyncio.shield(reading)
+
+    async def _fetch(self, name: str) -> Server | None:
+        started, generation = time.monotonic(), self._generation
+        try:
+            server = await anyio.to_thread.run_sync(self._read_sync, name)
+        finally:
+            if self._reading.get(name) is asyncio.current_task():
+                del self._reading[name]
+        if generation != self._generation:
+            return server  # invalidated meanwhile: this read may predate the change
+        self._cache.pop(name, None)  # re-inserted last: the oldest entries go first
+        self._cache[name] = (started + self.ttl, server)
+        while len(self._cache) > self.max_entries:
+            del self._cache[next(iter(self._cache))]
         return server
 
     def _read_sync(self, name: str) -> Server | None:
@@ -94,11 +123,15 @@ class ServerRegistry:
             return None
 
     def invalidate(self, name: str | None = None) -> None:
-        """Drop cached reads (of one server, or all) so the next lookup hits the store."""
+        """Drop cached reads (of one server, or all) so the next lookup hits the store,
+        and let no read under way cache what it finds."""
+        self._generation += 1
         if name is None:
             self._cache.clear()
+            self._reading.clear()
         else:
             self._cache.pop(name, None)
+            self._reading.pop(name, None)
 
     async def ping(self) -> None:
         """Raise if the store does not answer (readiness)."""

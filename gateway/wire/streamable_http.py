@@ -133,7 +133,7 @@ class PackageEndpoint:
         """
         request_id = message.get("id") if message is not None else None
         try:
-            self.sessions.reserve(server.name)
+            self.sessions.reserve(server)
         except AtCapacityError as exc:
             METRICS.observe(server.name, message or {}, 0.0, "refused")
             return rpc_error(503, INTERNAL_ERROR, f"Service Unavailable: {exc}", request_id,

@@ -18,7 +18,7 @@ set -eu
 
 : "${AZURE_RESOURCE_GROUP:?run from azd (azd provision sets it)}"
 : "${AZURE_AKS_CLUSTER_NAME:?}" "${AZURE_FUNCTION_APP_NAME:?}" "${AZURE_CONTAINER_REGISTRY_NAME:?}" "${AZURE_CONTAINER_REGISTRY_ENDPOINT:?}"
-: "${AZURE_CLIENT_ID:?}" "${AZURE_GATEWAY_DNS_LABEL:?}" "${MCPAAS_GATEWAY_NAMESPACE:?}"
+: "${AZURE_GATEWAY_CLIENT_ID:?}" "${AZURE_GATEWAY_DNS_LABEL:?}" "${MCPAAS_GATEWAY_NAMESPACE:?}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 [ -x "$PYTHON" ] || { echo "postprovision: $PYTHON not found: run \`make install\` or set PYTHON" >&2; exit 1; }
 
@@ -42,13 +42,16 @@ kubelogin convert-kubeconfig --login azurecli --kubeconfig "$kubeconfig"
 export KUBECONFIG="$kubeconfig"
 
 echo "postprovision: applying the gateway to namespace $MCPAAS_GATEWAY_NAMESPACE"
-# the gateway's pods act as the MCPaaS identity (workload identity federated in aks.bicep)
-# and read their settings from a ConfigMap of the MCPAAS_* outputs in this environment
-MCPAAS_WORKLOAD_CLIENT_ID="$AZURE_CLIENT_ID" "$PYTHON" -c '
+# the gateway's pods act as the gateway identity (workload identity federated in aks.bicep)
+# and read their settings from a ConfigMap of the MCPAAS_* outputs in this environment;
+# the servers' namespace comes last: the control plane's role is scoped to it and cannot
+# create it (activities/kubernetes.py ensure_namespace)
+MCPAAS_WORKLOAD_CLIENT_ID="$AZURE_GATEWAY_CLIENT_ID" "$PYTHON" -c '
 import os, sys
-from shared import manifests
-print(manifests.to_yaml(manifests.render_gateway(sys.argv[1], manifests.options_from_settings(),
-                                                 manifests.gateway_config(os.environ))))
+from shared import kubernetes, manifests
+options = manifests.options_from_settings()
+objects = manifests.render_gateway(sys.argv[1], options, manifests.gateway_config(os.environ))
+print(manifests.to_yaml([*objects, kubernetes.namespace_object(options.namespace)]))
 ' "$image" > "$objects"
 # a new Azure RBAC for Kubernetes assignment takes up to 5 minutes to reach the cluster
 attempt=1

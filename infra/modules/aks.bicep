@@ -1,11 +1,17 @@
 // AKS for the gateway and container MCP servers: OIDC issuer + workload identity so
-// pods act as the MCPaaS identity without secrets; Entra ID auth with Azure RBAC and no
-// local accounts.
+// the gateway's pods act as the gateway identity without secrets; Entra ID auth with
+// Azure RBAC and no local accounts. The control plane (Function app identity) reaches the
+// API server with Entra tokens (shared/aks.py): Cluster User to read the endpoint from
+// ARM, RBAC Writer on the servers' namespace only.
 param name string
 param location string
 param tags object
-param identityName string
+@description('Name of the gateway\'s user-assigned identity, which the gateway\'s service account federates with.')
+param gatewayIdentityName string
+@description('Object id of the control plane\'s identity (the Function app).')
 param principalId string
+@description('Namespace of hosted servers (MCPAAS_KUBE_NAMESPACE): the only one the control plane may write.')
+param serversNamespace string
 param registryName string
 param workspaceId string
 
@@ -24,7 +30,10 @@ param deployerPrincipalId string = ''
 param deployerPrincipalType string = 'User'
 
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
-// Azure Kubernetes Service RBAC Writer: the control plane applies server Deployments.
+// Azure Kubernetes Service Cluster User Role: listClusterUserCredential only, the API
+// server's address and CA (that kubeconfig holds no credential on an Entra-only cluster).
+var clusterUser = '4abbcc35-e782-43d8-92c5-2d3f1bd2253f'
+// Azure Kubernetes Service RBAC Writer: the control plane applies servers' objects.
 var rbacWriter = 'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb'
 // Azure Kubernetes Service RBAC Cluster Admin, for azd's deployer only: the postprovision
 // hook creates the gateway's Namespace, a cluster-scoped object the namespace-level roles
@@ -32,8 +41,8 @@ var rbacWriter = 'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb'
 // Owner no Kubernetes data access by itself.
 var rbacClusterAdmin = 'b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b'
 
-resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
-  name: identityName
+resource gatewayIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: gatewayIdentityName
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -117,9 +126,10 @@ resource cluster 'Microsoft.ContainerService/managedClusters@2024-05-01' = {
   }
 }
 
-// The gateway's service account exchanges its projected token for the MCPaaS identity.
+// The gateway's service account exchanges its projected token for the gateway identity
+// (never the control plane's: a gateway pod cannot act as the control plane).
 resource gatewayFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = {
-  parent: identity
+  parent: gatewayIdentity
   name: 'aks-gateway'
   properties: {
     issuer: cluster.properties.oidcIssuerProfile.issuerURL
@@ -140,9 +150,27 @@ resource kubeletPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource deployer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(cluster.id, principalId, rbacWriter)
+// Azure RBAC for Kubernetes takes a namespace as the scope `<cluster id>/namespaces/<name>`
+// (https://learn.microsoft.com/azure/aks/manage-azure-rbac). It is no ARM resource of its
+// own: this `existing` reference only names that scope (Bicep warns BCP081 on the type).
+resource servers 'Microsoft.ContainerService/managedClusters/namespaces@2024-05-01' existing = {
+  parent: cluster
+  name: serversNamespace
+}
+
+resource controlPlaneUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(cluster.id, principalId, clusterUser)
   scope: cluster
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', clusterUser)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource deployer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(cluster.id, serversNamespace, principalId, rbacWriter)
+  scope: servers
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', rbacWriter)
     principalId: principalId
@@ -161,4 +189,5 @@ resource installer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!e
 }
 
 output name string = cluster.name
+output id string = cluster.id
 output oidcIssuerUrl string = cluster.properties.oidcIssuerProfile.issuerURL

@@ -5,6 +5,8 @@ param name string
 param location string
 param tags object
 param principalId string
+@description('Object id of the gateway\'s identity: it reads servers and writes invocations, audit and cost events.')
+param gatewayPrincipalId string
 @description('Containers as {name, partitionKey} (shared/store/port.py CONTAINERS).')
 param containers array
 
@@ -69,14 +71,17 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
   }
 }]
 
-resource dataAccess 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = {
+resource dataAccess 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = [for principal in [
+  principalId
+  gatewayPrincipalId
+]: {
   parent: account
-  name: guid(account.id, principalId, dataContributor)
+  name: guid(account.id, principal, dataContributor)
   properties: {
     roleDefinitionId: '${account.id}/sqlRoleDefinitions/${dataContributor}'
-    principalId: principalId
+    principalId: principal
     scope: account.id
   }
-}
+}]
 
 output endpoint string = account.properties.documentEndpoint

@@ -25,6 +25,12 @@ param apimServiceId string
 @description('Base URL the control plane reaches the gateway at (deploy probes, admin routes).')
 param gatewayUrl string
 param gatewayNamespace string
+@description('ARM id of the AKS cluster; the control plane reaches its API server with Entra tokens (shared/aks.py).')
+param aksClusterId string
+@description('Namespace of hosted servers on that cluster.')
+param kubeNamespace string
+@description('Blob container of the artifact store.')
+param blobContainer string
 @description('Entra ID token validation: JWKS URL, accepted issuers, audiences, client ids and tenant ids; lists comma-separated.')
 param entra object
 
@@ -161,6 +167,18 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MCPAAS_APIM_SERVICE_ID'
           value: apimServiceId
+        }
+        {
+          name: 'MCPAAS_AKS_CLUSTER_ID'
+          value: aksClusterId
+        }
+        {
+          name: 'MCPAAS_KUBE_NAMESPACE'
+          value: kubeNamespace
+        }
+        {
+          name: 'MCPAAS_BLOB_CONTAINER'
+          value: blobContainer
         }
       ]
     }

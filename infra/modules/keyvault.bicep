@@ -5,12 +5,14 @@ param name string
 param location string
 param tags object
 param principalId string
+@description('Object id of the gateway\'s identity: it reads the secrets of the stdio servers it starts.')
+param gatewayPrincipalId string
 
 // Key Vault Secrets Officer: the control plane writes, rotates and deletes hosted servers'
-// secrets (write-only values, docs/secrets.md); reading is included. The gateway acts as
-// the same identity today; a separate gateway identity would get Key Vault Secrets User
-// (4633458b-17de-408a-b874-0445c86b69e6) only, as it only reads.
+// secrets (write-only values, docs/secrets.md); reading is included.
 var secretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+// Key Vault Secrets User: the gateway only reads.
+var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -35,6 +37,16 @@ resource officer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsOfficer)
     principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource gatewayReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, gatewayPrincipalId, secretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUser)
+    principalId: gatewayPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

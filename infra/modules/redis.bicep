@@ -1,12 +1,12 @@
 // Azure Cache for Redis: the gateway's provisioning locks, ready flags and rate-limit
 // counters shared by its replicas (MCPAAS_REDIS_URL). Entra ID authentication only:
-// access keys are disabled, and the MCPaaS identity gets the built-in 'Data Contributor'
+// access keys are disabled, and the gateway's identity gets the built-in 'Data Contributor'
 // data access policy (read/write data, no admin commands such as FLUSHALL or CONFIG).
 // https://learn.microsoft.com/azure/azure-cache-for-redis/cache-azure-active-directory-for-authentication
 param name string
 param location string
 param tags object
-@description('Object id of the MCPaaS identity, the only Redis data user.')
+@description('Object id of the gateway\'s identity, the only Redis data user.')
 param principalId string
 
 resource cache 'Microsoft.Cache/redis@2024-03-01' = {

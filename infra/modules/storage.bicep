@@ -5,6 +5,8 @@ param name string
 param location string
 param tags object
 param principalId string
+@description('Object id of the gateway\'s identity: it reads artifacts (code-project bundles), nothing else here.')
+param gatewayPrincipalId string
 
 // Blob Data Owner: host leases and the deployment package; Queue and Table Data
 // Contributor: the Durable Functions task hub (Azure Storage provider).
@@ -13,6 +15,8 @@ var roles = [
   '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 ]
+// Storage Blob Data Reader, for the gateway on the artifacts container only
+var blobReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -51,6 +55,7 @@ resource packages 'Microsoft.Storage/storageAccounts/blobServices/containers@202
 }
 
 // the artifact store (shared/blobs.py): APIM configuration snapshots (docs/apim-restore.md)
+// and code-project bundles the gateway reads
 resource artifacts 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobs
   name: 'artifacts'
@@ -69,6 +74,17 @@ resource dataAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for 
   }
 }]
 
+resource gatewayArtifacts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(artifacts.id, gatewayPrincipalId, blobReader)
+  scope: artifacts
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobReader)
+    principalId: gatewayPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 output name string = account.name
+output artifactsContainer string = artifacts.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}app-package'

@@ -76,7 +76,7 @@ def verify_key(store: DocumentStore, presented: str) -> Principal:
 def verify_key_expiry(store: DocumentStore, presented: str) -> tuple[Principal, float | None]:
     """`verify_key`, plus the key's expiry (seconds since the epoch; None: never), so a
     cache never trusts it past that moment."""
-    match = _FORMAT.match(presented)
+    match = _FORMAT.fullmatch(presented)
     if not match:
         raise AuthenticationError("malformed API key")
     key_id, secret = match.groups()

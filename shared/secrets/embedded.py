@@ -45,7 +45,7 @@ def parse_reference(reference: str) -> tuple[str, str]:
 
     Raises SecretNotFoundError (naming the reference) for any other text.
     """
-    match = _REFERENCE.match(reference)
+    match = _REFERENCE.fullmatch(reference)
     if match is None:
         raise SecretNotFoundError(f"not an embedded secret reference: {reference[:200]!r}")
     return match["name"], match["version"]
@@ -97,7 +97,7 @@ class EmbeddedSecretStore:
 
     def put(self, name: str, value: str) -> str:
         """Store `value` as a new version of `name`; returns its reference."""
-        if not SECRET_NAME.match(name):
+        if not SECRET_NAME.fullmatch(name):
             raise ValueError(f"invalid secret name {name!r}: 1-127 characters of [0-9a-zA-Z-]")
         version = uuid.uuid4().hex
         nonce = os.urandom(_NONCE_BYTES)

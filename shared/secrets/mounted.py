@@ -36,7 +36,7 @@ class MountedSecretStore:
 
     def name_of(self, reference: str) -> str:
         """The key a reference names; SecretNotFoundError for anything but a key."""
-        if not _KEY.match(reference):
+        if not _KEY.fullmatch(reference):
             raise SecretNotFoundError(f"not a mounted secret key: {reference[:40]!r}")
         return reference
 

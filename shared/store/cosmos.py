@@ -23,6 +23,11 @@ etag), create of an existing id → `ConflictError` (409), replace/delete with a
 properties other than `_etag` (`_rid`, `_self`, `_ts`, `_attachments`) are dropped so
 documents look the same on both adapters.
 
+Paged queries (`query_page`) hand Cosmos's own continuation token back to the caller,
+sealed (`shared.store.paging`); a single-field ORDER BY keeps them on the default
+indexing policy (a tie-break field would need a composite index), and Cosmos's token
+resumes correctly among equal sort values by itself.
+
 Queries page with continuation tokens (`max_item_count` + `by_page()`) and apply `limit`
 by stopping early: the `@vercel/cosmosdb-server` emulator used in tests lacks
 OFFSET/LIMIT, and stopping early reads no more pages than needed on Azure too.
@@ -57,6 +62,7 @@ from azure.core import MatchConditions
 from azure.cosmos import CosmosClient, PartitionKey, exceptions
 
 from shared.errors import ConflictError, NotFoundError
+from shared.store.paging import ContinuationError, Page, seal, unseal
 from shared.store.port import CONTAINERS, Document, Ranges
 
 log = logging.getLogger(__name__)
@@ -228,24 +234,10 @@ class CosmosDocumentStore:
         Pages through results `page_size` at a time and stops once `limit` are read.
         """
         target = self._container(container)
-        clauses, parameters = [], []
-        conditions = [(name, "=", value) for name, value in (filters or {}).items()]
-        if partition_key is not None:
-            conditions.insert(0, (CONTAINERS[container], "=", partition_key))
-        for name, (lower, upper) in (ranges or {}).items():
-            conditions += [(name, op, bound) for op, bound in ((">=", lower), ("<", upper))
-                           if bound is not None]
-        for index, (name, operator, value) in enumerate(conditions):
-            clauses.append(f"{_field(name)} {operator} @p{index}")
-            parameters.append({"name": f"@p{index}", "value": value})
-        sql = "SELECT * FROM c" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        if order_by:
-            sql += f" ORDER BY {_field(order_by)} {'DESC' if descending else 'ASC'}"
+        sql, parameters, scope = _select(container, filters, partition_key, order_by, descending, ranges)
         if limit is not None and limit <= 0:
             return []
         page_size = min(self.page_size, limit) if limit is not None else self.page_size
-        scope = ({"partition_key": partition_key} if partition_key is not None
-                 else {"enable_cross_partition_query": True})
         pages = target.query_items(sql, parameters=parameters, max_item_count=page_size,
                                    **scope).by_page()
         found: list[Document] = []
@@ -254,3 +246,71 @@ class CosmosDocumentStore:
             if limit is not None and len(found) >= limit:
                 return found[:limit]
         return found
+
+    def query_page(self, container: str, filters: dict[str, Any] | None = None, *, limit: int,
+                   continuation: str | None = None, partition_key: str | None = None,
+                   order_by: str = "id", descending: bool = False,
+                   ranges: Ranges | None = None) -> Page:
+        """One page with Cosmos's own continuation (`by_page(token)`, see the port).
+
+        Cosmos may answer a page with fewer items than asked while more remain, so this
+        asks again for the rest from the token it got until `limit` are read or the
+        query is exhausted: every page but the last is full, as on SQLite.
+        """
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError("limit must be an integer of at least 1")
+        target = self._container(container)
+        sql, parameters, scope = _select(container, filters, partition_key, order_by, descending, ranges)
+        query = {"adapter": "cosmos", "container": container, "filters": filters or {},
+                 "partition": partition_key, "order": order_by, "descending": descending,
+                 "ranges": ranges or {}}
+        token = unseal(query, continuation) if continuation is not None else None
+        if token is not None and not isinstance(token, str):
+            raise ContinuationError()
+        found: list[Document] = []
+        while True:
+            pager = target.query_items(sql, parameters=parameters, max_item_count=limit - len(found),
+                                       **scope).by_page(token)
+            found.extend(_returned(doc) for doc in _first_page(pager, resumed=token is not None))
+            token = pager.continuation_token
+            if not token or len(found) >= limit:
+                return Page(found, seal(query, token) if token else None)
+
+
+def _first_page(pager: Any, *, resumed: bool) -> list[dict[str, Any]]:
+    """The documents of the pager's next page. Cosmos (or the SDK, parsing it) refuses a
+    continuation token it did not issue; when resuming, that is the caller's bad token."""
+    try:
+        return list(next(pager, []))
+    except exceptions.CosmosHttpResponseError as error:
+        if resumed and error.status_code == 400:
+            raise ContinuationError() from None
+        raise
+    except (ValueError, KeyError, TypeError):
+        if resumed:
+            raise ContinuationError() from None
+        raise
+
+
+def _select(container: str, filters: dict[str, Any] | None, partition_key: str | None,
+            order_by: str | None, descending: bool,
+            ranges: Ranges | None) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """The SQL of a query, its parameters and its scope (one partition or all)."""
+    if container not in CONTAINERS:
+        raise ValueError(f"unknown container '{container}'")
+    clauses, parameters = [], []
+    conditions = [(name, "=", value) for name, value in (filters or {}).items()]
+    if partition_key is not None:
+        conditions.insert(0, (CONTAINERS[container], "=", partition_key))
+    for name, (lower, upper) in (ranges or {}).items():
+        conditions += [(name, op, bound) for op, bound in ((">=", lower), ("<", upper))
+                       if bound is not None]
+    for index, (name, operator, value) in enumerate(conditions):
+        clauses.append(f"{_field(name)} {operator} @p{index}")
+        parameters.append({"name": f"@p{index}", "value": value})
+    sql = "SELECT * FROM c" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+    if order_by:
+        sql += f" ORDER BY {_field(order_by)} {'DESC' if descending else 'ASC'}"
+    scope = ({"partition_key": partition_key} if partition_key is not None
+             else {"enable_cross_partition_query": True})
+    return sql, parameters, scope

@@ -9,7 +9,10 @@ https://learn.microsoft.com/azure/cosmos-db/nosql/database-transactions-optimist
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shared.store.paging import Page
 
 Document = dict[str, Any]
 
@@ -44,6 +47,12 @@ INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     # within one partition, which the primary key serves
     "feedback": (("id",), ("artifact_kind", "id"), ("artifact_kind", "status", "id"), ("status", "id"),
                  ("artifact_id", "id")),
+    # paged lists (`query_page`, docs/paging.md): servers by name (= id); revisions of one
+    # server by number (the partition key field `server` is the key column there);
+    # audit events newest first, per entity (partition key) or by actor or action
+    "servers": (("id",),),
+    "revisions": (("server", "number", "id"),),
+    "audit": (("time", "id"), ("entity", "time", "id"), ("actor", "time", "id"), ("action", "time", "id")),
 }
 
 # field -> (lower bound, inclusive; upper bound, exclusive); None leaves a side open
@@ -87,3 +96,21 @@ class DocumentStore(Protocol):
         (`{field: (lower inclusive, upper exclusive)}`, either side None), ordered and
         limited. Filters, ranges and order on a field tuple of `INDEXES` (or on the
         partition key and `id`) are served from an index, never a scan."""
+
+    def query_page(self, container: str, filters: dict[str, Any] | None = None, *, limit: int,
+                   continuation: str | None = None, partition_key: str | None = None,
+                   order_by: str = "id", descending: bool = False,
+                   ranges: Ranges | None = None) -> Page:
+        """One page of `query`: at most `limit` (>= 1) documents ordered by `order_by`
+        (ties in a stable order), and an opaque token resuming after them, None once no
+        document is left. Pass the token back with the same query for the next page:
+        paging that way returns every matching document once, without duplicates or
+        gaps. Every page but the last holds exactly `limit` documents; the last may hold
+        fewer, even none. `order_by` must be present in every matching document.
+
+        Served from an index: `filters` (plus the partition key when given), then
+        `order_by`, then `id` must be a field tuple of `INDEXES` (or `order_by` is `id`).
+        SQLite resumes by keyset (never OFFSET); Cosmos with its own continuation.
+        Raises `shared.store.paging.ContinuationError` (400, a ValueError) for a token
+        this query did not issue; ValueError for `limit` < 1.
+        """

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConflictError, NotFoundError
+from shared.store.paging import ContinuationError, Page, seal, unseal
 from shared.store.port import CONTAINERS, INDEXES, Document, Ranges
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,12 +57,19 @@ def _expr(name: str) -> str:
     return "id" if name == "id" else f"json_extract(body, '{_field(name)}')"
 
 
+def _indexed(container: str, name: str) -> str:
+    """The column an index keeps for field `name`: the `pk` column for the container's
+    partition key field (what `partition_key=` compares), else `_expr`."""
+    return "pk" if name == CONTAINERS[container] and name != "id" else _expr(name)
+
+
 def _index_ddl() -> list[str]:
     """Partial expression indexes of `INDEXES`: each covers its container's rows only,
     so writes to other containers pay nothing for them. The leading `container` column
     lets the planner see the index as at least as selective as the primary key."""
     return [f"CREATE INDEX IF NOT EXISTS ix_{container}_{'_'.join(fields)} ON documents "
-            f"(container, {', '.join(_expr(field) for field in fields)}) WHERE container = '{container}'"
+            f"(container, {', '.join(_indexed(container, field) for field in fields)}) "
+            f"WHERE container = '{container}'"
             for container, indexes in INDEXES.items() for fields in indexes]
 
 
@@ -179,6 +187,20 @@ class SQLiteDocumentStore:
         sql, params = _select(container, filters, partition_key, order_by, descending, limit, ranges)
         return [json.loads(row[0]) for row in self._connect().execute(sql, params)]
 
+    def query_page(self, container: str, filters: dict[str, Any] | None = None, *, limit: int,
+                   continuation: str | None = None, partition_key: str | None = None,
+                   order_by: str = "id", descending: bool = False,
+                   ranges: Ranges | None = None) -> Page:
+        """One page by keyset: rows after the (`order_by`, `id`) of the previous page's
+        last row, `limit` + 1 read to know whether another page exists (see the port)."""
+        sql, params, query = _keyset(container, filters, partition_key, order_by, descending,
+                                     limit, ranges, continuation)
+        rows = [json.loads(row[0]) for row in self._connect().execute(sql, params)]
+        if len(rows) <= limit:
+            return Page(rows, None)
+        last = rows[limit - 1]
+        return Page(rows[:limit], seal(query, [last[key] for key in _sort_keys(order_by)]))
+
     def explain(self, container: str, filters: dict[str, Any] | None = None, *,
                 partition_key: str | None = None, order_by: str | None = None,
                 descending: bool = False, limit: int | None = None,
@@ -186,7 +208,68 @@ class SQLiteDocumentStore:
         """SQLite's `EXPLAIN QUERY PLAN` steps of the `query` with these arguments
         (tests prove with it that a query is served by an index, not a scan)."""
         sql, params = _select(container, filters, partition_key, order_by, descending, limit, ranges)
+        return self._plan(sql, params)
+
+    def explain_page(self, container: str, filters: dict[str, Any] | None = None, *, limit: int,
+                     continuation: str | None = None, partition_key: str | None = None,
+                     order_by: str = "id", descending: bool = False,
+                     ranges: Ranges | None = None) -> list[str]:
+        """`EXPLAIN QUERY PLAN` steps of the `query_page` with these arguments."""
+        sql, params, _ = _keyset(container, filters, partition_key, order_by, descending,
+                                 limit, ranges, continuation)
+        return self._plan(sql, params)
+
+    def _plan(self, sql: str, params: list[Any]) -> list[str]:
         return [row[3] for row in self._connect().execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+
+def _sort_keys(order_by: str) -> tuple[str, ...]:
+    """The keyset of a paged order: the field, then `id` to break ties."""
+    return ("id",) if order_by == "id" else (order_by, "id")
+
+
+def _after(keys: tuple[str, ...], operator: str) -> str:
+    """The WHERE clause of "after this (field, id)" in the page order. Spelled as a bound
+    on the field plus a tie-break, not as a row value `(field, id) < (?, ?)`: SQLite's
+    planner uses a row value on expression columns only as a filter, so each later page
+    would walk every row before it, while `field <= ?` seeks straight to it."""
+    if len(keys) == 1:
+        return f" AND id {operator} ?"
+    field = _expr(keys[0])
+    return f" AND {field} {operator}= ? AND ({field} {operator} ? OR id {operator} ?)"
+
+
+def _keyset(container: str, filters: dict[str, Any] | None, partition_key: str | None,
+            order_by: str, descending: bool, limit: int, ranges: Ranges | None,
+            continuation: str | None) -> tuple[str, list[Any], dict[str, Any]]:
+    """The SELECT of a `query_page`, its parameters and the query description its tokens
+    are sealed with. Resuming is a comparison on the index's trailing
+    columns (`_after`), which SQLite answers with a range search of the index, however
+    deep the page."""
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be an integer of at least 1")
+    query = {"adapter": "sqlite", "container": container, "filters": filters or {},
+             "partition": partition_key, "order": order_by, "descending": descending,
+             "ranges": ranges or {}}
+    keys = _sort_keys(order_by)
+    if continuation is not None and ranges and order_by in ranges:
+        # the position lies inside the range: its bound supersedes the range's bound on
+        # the same side, and leaving both would let the planner pick the range's (a walk)
+        lower, upper = ranges[order_by]
+        ranges = {**ranges, order_by: (lower, None) if descending else (None, upper)}
+    sql, params = _select(container, filters, partition_key, None, False, None, ranges)
+    if continuation is not None:
+        after = unseal(query, continuation)
+        if (not isinstance(after, list) or len(after) != len(keys)
+                or not all(isinstance(value, (str, int, float)) and not isinstance(value, bool)
+                           for value in after)):
+            raise ContinuationError()
+        sql += _after(keys, "<" if descending else ">")
+        params += [after[0], after[0], after[-1]] if len(keys) == 2 else after
+    direction = "DESC" if descending else "ASC"
+    sql += f" ORDER BY {', '.join(f'{_expr(key)} {direction}' for key in keys)} LIMIT ?"
+    params.append(limit + 1)
+    return sql, params, query
 
 
 def _select(container: str, filters: dict[str, Any] | None, partition_key: str | None,

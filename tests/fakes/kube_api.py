@@ -71,9 +71,18 @@ class FakeKube:
     stalled_images: set[str] = field(default_factory=set)
     unready: set[str] = field(default_factory=set)  # deployment names whose pods fail readiness
     logs: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)  # pod → (time, line)
+    tokens: set[str] = field(default_factory=lambda: {TOKEN})  # bearer tokens accepted
+    bearers: list[str] = field(default_factory=list)  # the bearer token of every request, in order
+    forbidden: set[str] = field(default_factory=set)  # plurals answered 403 (a namespace-scoped role)
     _versions: itertools.count = field(default_factory=lambda: itertools.count(1))
     _events: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refusal(self, request: Request) -> JSONResponse | None:
+        """401 unless the request carries an accepted bearer token (each one is recorded)."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        self.bearers.append(token)
+        return None if token in self.tokens else _status(401, "Unauthorized", "Unauthorized")
 
     def get(self, plural: str, namespace: str, name: str) -> Obj | None:
         """The stored object or None (no controller step)."""
@@ -239,10 +248,13 @@ def create_app(kube: FakeKube) -> Starlette:
     """The ASGI app serving `kube` under `/api/v1` and `/apis/{group}/{version}`."""
 
     async def handle(request: Request) -> JSONResponse:
-        if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return _status(401, "Unauthorized", "Unauthorized")
+        refused = kube.refusal(request)
+        if refused:
+            return refused
         params = request.path_params
         plural, name = params["plural"], params.get("name")
+        if plural in kube.forbidden:
+            return _status(403, "Forbidden", f'{plural} "{name}" is forbidden: User cannot {request.method}')
         namespace = params.get("namespace", "")
         return await _dispatch(kube, request, plural, namespace, name)
 
@@ -260,8 +272,9 @@ def create_app(kube: FakeKube) -> Starlette:
 
 async def _pod_log(kube: FakeKube, request: Request) -> PlainTextResponse | JSONResponse:
     """`GET .../pods/{name}/log`: `tailLines`, `sinceSeconds` and `timestamps` as the API server does."""
-    if request.headers.get("authorization") != f"Bearer {TOKEN}":
-        return _status(401, "Unauthorized", "Unauthorized")
+    refused = kube.refusal(request)
+    if refused:
+        return refused
     namespace, name = request.path_params["namespace"], request.path_params["name"]
     if kube.get("pods", namespace, name) is None:
         return _status(404, "NotFound", f'pods "{name}" not found')
@@ -325,11 +338,16 @@ def write_kubeconfig(path: Path, url: str) -> Path:
     return path
 
 
-def start_fake_kube(directory: Path) -> RunningFakeKube:
-    """Serve a new FakeKube on a free loopback port in a thread; wait until it listens."""
+def start_fake_kube(directory: Path, tls: tuple[Path, Path] | None = None) -> RunningFakeKube:
+    """Serve a new FakeKube on a free loopback port in a thread; wait until it listens.
+
+    `tls`: (certificate chain PEM, key PEM) files to serve HTTPS with, as an API server does.
+    """
     kube = FakeKube()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(kube), host="127.0.0.1", port=port, log_level="warning"))
+    certfile, keyfile = tls or (None, None)
+    server = uvicorn.Server(uvicorn.Config(create_app(kube), host="127.0.0.1", port=port, log_level="warning",
+                                           ssl_certfile=certfile, ssl_keyfile=keyfile))
     thread = threading.Thread(target=server.run, name="fake-kube", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -337,7 +355,7 @@ def start_fake_kube(directory: Path) -> RunningFakeKube:
         if time.monotonic() > deadline:
             raise TimeoutError("fake Kubernetes API did not start")
         time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     return RunningFakeKube(kube, url, write_kubeconfig(directory / "kubeconfig", url), server, thread)
 
 

@@ -36,8 +36,14 @@ def test_every_new_resource_with_a_location_is_tagged_env_system_owner() -> None
     assert not untagged
 
 
-def test_exactly_one_user_assigned_identity_and_the_app_and_apim_use_it() -> None:
-    one("Microsoft.ManagedIdentity/userAssignedIdentities")
+def test_control_plane_and_gateway_identities_are_separate() -> None:
+    one("Microsoft.ManagedIdentity/userAssignedIdentities")  # one module, instantiated twice
+    main = (INFRA / "main.bicep").read_text()
+    assert len(re.findall(r"^module \w+ 'modules/identity\.bicep'", main, re.MULTILINE)) == 2
+    # only the gateway identity is federated with the gateway's service account
+    federation = one("Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials")
+    assert federation.value("parent") == "gatewayIdentity"
+    assert "gatewayIdentityName: gatewayIdentity.outputs.name" in _module_block("aks")
     for type_ in ("Microsoft.Web/sites", "Microsoft.ApiManagement/service"):
         identity = one(type_).block("identity")
         assert "type: 'UserAssigned'" in identity and "${identityId}" in identity
@@ -84,15 +90,17 @@ def test_local_auth_is_disabled(type_: str, setting: str) -> None:
 
 
 @pytest.mark.parametrize(("file", "roles"), [
+    # blob owner, queue + table contributor; Blob Data Reader (gateway, artifacts container)
     ("storage.bicep", {"b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-                       "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"}),  # blob owner, queue + table contributor
+                       "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"}),
     ("servicebus.bicep", {"4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"}),  # Data Receiver
-    ("keyvault.bicep", {"b86a8fe4-44ce-4948-aee5-eccb2c155cd7"}),  # Secrets Officer: writes server secrets
+    # Secrets Officer: the control plane writes server secrets; Secrets User: the gateway reads
+    ("keyvault.bicep", {"b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "4633458b-17de-408a-b874-0445c86b69e6"}),
     ("monitoring.bicep", {"3913510d-42f4-4e42-8a64-420c390055eb"}),  # Metrics Publisher
     ("apim.bicep", {"312a565d-c81f-4fd8-895a-4e21e48d571c"}),  # APIM Service Contributor
-    # AcrPull (kubelet), RBAC Writer (control plane), RBAC Cluster Admin (azd's deployer, if given)
-    ("aks.bicep", {"7f951dda-4ed3-4680-a7ca-43fe172d538d", "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb",
-                   "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"}),
+    # AcrPull (kubelet), Cluster User + RBAC Writer (control plane), RBAC Cluster Admin (azd's deployer, if given)
+    ("aks.bicep", {"7f951dda-4ed3-4680-a7ca-43fe172d538d", "4abbcc35-e782-43d8-92c5-2d3f1bd2253f",
+                   "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb", "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"}),
 ])
 def test_least_privilege_role_assignments_scoped_to_their_resource(file: str, roles: set[str]) -> None:
     text = (INFRA / "modules" / file).read_text()
@@ -114,7 +122,8 @@ def test_cosmos_is_serverless_with_every_store_container_and_data_plane_rbac() -
     assert one("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers").loop
     grant = one("Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments")
     assert "00000000-0000-0000-0000-000000000002" in (INFRA / "modules" / "cosmos.bicep").read_text()
-    assert grant.value("principalId") == "principalId"
+    assert grant.loop and grant.value("principalId") == "principal"
+    assert "gatewayPrincipalId: gatewayIdentity.outputs.principalId" in _module_block("cosmos")
 
 
 def test_service_bus_deploy_requests_queue_dead_letters_after_ten_deliveries() -> None:
@@ -161,7 +170,7 @@ def test_redis_is_entra_only_tls_only_with_a_data_policy_for_the_identity() -> N
     policy = one("Microsoft.Cache/redis/accessPolicyAssignments")
     assert policy.value("accessPolicyName") == "'Data Contributor'"
     assert policy.value("objectId") == "principalId"
-    assert "principalId: identity.outputs.principalId" in _module_block("redis")
+    assert "principalId: gatewayIdentity.outputs.principalId" in _module_block("redis")
     redis = (INFRA / "modules" / "redis.bicep").read_text()
     assert "rediss://${cache.properties.hostName}:${cache.properties.sslPort}" in redis
     assert "MCPAAS_REDIS_URL string = redis.outputs.url" in (INFRA / "main.bicep").read_text()
@@ -224,3 +233,26 @@ def test_azd_hooks_are_executable_posix_scripts() -> None:
         assert hook["posix"]["shell"] == "sh" and script.is_file() and script.stat().st_mode & 0o111
         assert script.read_text().startswith("#!/bin/sh\n")
     assert "infra/events.bicep" in (REPO / hooks["postdeploy"]["posix"]["run"]).read_text()
+
+
+def test_control_plane_reaches_aks_with_entra_and_writes_only_the_servers_namespace() -> None:
+    cluster = one("Microsoft.ContainerService/managedClusters")
+    aad = cluster.block("aadProfile")
+    assert "managed: true" in aad and "enableAzureRBAC: true" in aad
+    assignments = {a.symbol: a for a in role_assignments_in("aks.bicep")}
+    user, writer = assignments["controlPlaneUser"], assignments["deployer"]
+    assert "clusterUser" in user.body and user.value("scope") == "cluster"
+    assert user.value("principalId") == "principalId"
+    # the Writer role at `<cluster id>/namespaces/<servers namespace>`, not the cluster
+    assert "rbacWriter" in writer.body and writer.value("scope") == "servers"
+    namespace = next(r for r in RESOURCES if r.symbol == "servers" and r.existing)
+    assert namespace.type == "Microsoft.ContainerService/managedClusters/namespaces"
+    assert (namespace.value("parent"), namespace.value("name")) == ("cluster", "serversNamespace")
+    assert "serversNamespace: serversNamespace" in _module_block("aks")
+
+
+def test_gateway_reads_only_the_artifacts_container() -> None:
+    grant = named("gatewayArtifacts")
+    assert grant.value("scope") == "artifacts" and "blobReader" in grant.body
+    assert grant.value("principalId") == "gatewayPrincipalId"
+    assert "gatewayPrincipalId: gatewayIdentity.outputs.principalId" in _module_block("storage")

@@ -30,7 +30,7 @@ exit 0
 ENV = {
     "AZURE_RESOURCE_GROUP": "rg-test", "AZURE_AKS_CLUSTER_NAME": "aks-test", "AZURE_CONTAINER_REGISTRY_NAME": "acrtest",
     "AZURE_CONTAINER_REGISTRY_ENDPOINT": "acrtest.azurecr.io",
-    "AZURE_CLIENT_ID": "0000aaaa-1111-2222-3333-444455556666",
+    "AZURE_GATEWAY_CLIENT_ID": "0000aaaa-1111-2222-3333-444455556666",
     "AZURE_GATEWAY_DNS_LABEL": "mcpaas-gw-abc", "MCPAAS_GATEWAY_NAMESPACE": "gw-test",
     "AZURE_FUNCTION_APP_NAME": "func-test", "AZURE_REGISTRY_TOPIC_NAME": "evgt-acrtest",
     "AZURE_RESOURCE_GROUP_TOPIC_NAME": "evgt-rg-test",
@@ -40,7 +40,7 @@ ENV = {
 
 def test_hooks_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck missing: apt-get install -y shellcheck (.ci/run installs it)"
+    assert shellcheck, "shellcheck missing: apt-get install -y shellcheck (`make deps` installs it)"
     assert HOOKS, "no hook scripts found"
     done = subprocess.run([shellcheck, "--shell=sh", "--severity=style", *map(str, HOOKS)],
                           capture_output=True, text=True, timeout=120)
@@ -68,7 +68,7 @@ def run_hook(name: str, tmp_path: Path, drop: str | None = None,
 
 
 def test_postprovision_builds_the_image_and_applies_the_rendered_gateway(tmp_path: Path) -> None:
-    done, calls = run_hook("postprovision.sh", tmp_path, MCPAAS_STORE="cosmos")
+    done, calls = run_hook("postprovision.sh", tmp_path, MCPAAS_STORE="cosmos", MCPAAS_KUBE_NAMESPACE="srv-test")
     assert done.returncode == 0, done.stderr
     build = re.match(r"az acr build --registry acrtest --image mcpaas-gateway:(\S+) --file Dockerfile \.$", calls[0])
     assert build, calls
@@ -83,7 +83,10 @@ def test_postprovision_builds_the_image_and_applies_the_rendered_gateway(tmp_pat
     assert objects[0] == {**objects[0], "kind": "Namespace"} and objects[0]["metadata"]["name"] == "gw-test"
     account = next(o for o in objects if o["kind"] == "ServiceAccount")
     assert account["metadata"]["namespace"] == "gw-test"
-    assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == ENV["AZURE_CLIENT_ID"]
+    assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == ENV["AZURE_GATEWAY_CLIENT_ID"]
+    # the servers' namespace, which the control plane's namespace-scoped role cannot create
+    assert objects[-1]["kind"] == "Namespace" and objects[-1]["metadata"]["name"] == "srv-test"
+    assert objects[-1]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"acrtest.azurecr.io/mcpaas-gateway:{build.group(1)}"
@@ -129,7 +132,11 @@ def test_postdeploy_deploys_the_event_subscriptions_with_their_parameters(tmp_pa
 
 
 def test_ci_installs_shellcheck() -> None:
-    assert re.search(r"apt-get install[^\n]*\bshellcheck\b", (REPO / ".ci" / "run").read_text())
+    """CI runs `make test`, whose `deps` step installs shellcheck (with bubblewrap and redis)."""
+    assert re.search(r"^make test$", (REPO / ".ci" / "run").read_text(), re.MULTILINE)
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^test: deps\b", makefile, re.MULTILINE)
+    assert re.search(r"^TEST_DEPS :=[^\n]*\bshellcheck:shellcheck\b", makefile, re.MULTILINE)
     assert os.access(REPO / ".ci" / "run", os.X_OK)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shared import manifests
+from shared.aks import AksConnection
 from shared.apim import ServiceRef
 from shared.auth.factory import authenticator_from_settings
 from shared.secrets import create_secret_store
@@ -30,14 +31,17 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 PRINCIPAL = "99999999-8888-7777-6666-555555555555"
 
 # what the Azure adapters need: cosmos store, entra auth (validator, control-plane service
-# tokens and the probe scope's principals), Key Vault secret store, the gateway's address
+# tokens and the probe scope's principals), Key Vault secret store, the gateway's address,
+# the AKS cluster (Kubernetes adapter with Entra tokens, shared/aks.py) and its namespace
 CONTROL_PLANE = ["store", "cosmos_endpoint", "auth_mode", "entra_jwks_url", "entra_issuers", "entra_audiences",
                  "entra_allowed_tenants", "control_plane_principals", "key_vault_url", "gateway_url_override",
-                 "gateway_namespace", "servicebus_namespace"]
-# the gateway also shares locks, ready flags and rate limits through Redis
+                 "gateway_namespace", "servicebus_namespace", "aks_cluster_id", "kube_namespace",
+                 "blob_account_url", "blob_container"]
+# the gateway also shares locks, ready flags and rate limits through Redis, and reads
+# code-project bundles from the artifact store
 GATEWAY = ["store", "cosmos_endpoint", "auth_mode", "entra_jwks_url", "entra_issuers", "entra_audiences",
            "entra_allowed_tenants", "control_plane_principals", "key_vault_url", "redis_url", "redis_entra",
-           "gateway_namespace", "auth_scopes_supported"]
+           "gateway_namespace", "auth_scopes_supported", "blob_account_url", "blob_container"]
 
 
 def env_name(field: str) -> str:
@@ -81,6 +85,9 @@ PARAMS = {
     "gatewayUrl": "http://mcpaas-gw-x.westeurope.cloudapp.azure.com:8080",
     "gatewayNamespace": "mcpaas-system",
     "blobAccountUrl": "https://stmcpaasx.blob.core.windows.net/",
+    "blobContainer": "artifacts",
+    "aksClusterId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-x",
+    "kubeNamespace": "mcp-servers",
     "apimServiceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim-mcpaas-x",
     "entra.jwksUrl": main_template("jwksUrl").replace("${entraTenantId}", TENANT),
     "entra.issuers": ",".join(i.replace("${entraTenantId}", TENANT) for i in entra_issuers()),
@@ -153,6 +160,12 @@ def test_app_settings_load_into_azure_adapters(monkeypatch: pytest.MonkeyPatch, 
     # issue 12: APIM snapshots go to the blob artifact store, for the deployed service
     assert settings.blob_account_url == PARAMS["blobAccountUrl"]
     assert ServiceRef.parse(settings.apim_service_id).name == "apim-mcpaas-x"
+    # issue 11: the Kubernetes adapter is the AKS one (no kubeconfig on Azure), in the
+    # namespace the control plane's RBAC Writer role is scoped to
+    assert settings.kubernetes_target and settings.kubeconfig is None
+    assert AksConnection(settings.aks_cluster_id or "", credential=None).name == "aks-x"  # type: ignore[arg-type]
+    assert settings.kube_namespace == PARAMS["kubeNamespace"]
+    assert settings.blob_container == PARAMS["blobContainer"]
 
 
 def test_federated_subject_is_the_service_account_render_gateway_renders() -> None:
@@ -182,6 +195,8 @@ OUTPUT_SAMPLES = {
     "redis.outputs.url": "rediss://redis-mcpaas-x.redis.cache.windows.net:6380", "gatewayUrl": PARAMS["gatewayUrl"],
     "gatewayNamespace": PARAMS["gatewayNamespace"], "functionApp.outputs.url": "https://func-mcpaas-x.azurewebsites.net",
     "serviceBus.outputs.fullyQualifiedNamespace": PARAMS["serviceBusNamespace"],
+    "storage.outputs.blobEndpoint": PARAMS["blobAccountUrl"], "storage.outputs.artifactsContainer": "artifacts",
+    "serversNamespace": PARAMS["kubeNamespace"],
 }
 
 
@@ -214,3 +229,13 @@ def test_gateway_configmap_carries_every_setting_the_gateway_needs(monkeypatch: 
     assert settings.redis_url and settings.redis_url.startswith("rediss://") and settings.redis_entra
     assert settings.gateway_package_pods and settings.gateway_namespace == PARAMS["gatewayNamespace"]
     authenticator_from_settings(settings, SQLiteDocumentStore(tmp_path / "store.sqlite"))
+    # the gateway reads bundles from the artifact store the control plane writes to
+    assert settings.blob_account_url == PARAMS["blobAccountUrl"] and settings.blob_container == PARAMS["blobContainer"]
+    assert not settings.kubernetes_target  # the gateway never talks to the Kubernetes API
+
+
+def test_servers_namespace_is_the_settings_default_and_the_aks_cluster_is_the_app_setting() -> None:
+    declared = re.search(r"^param serversNamespace string = '([^']+)'$", MAIN, re.MULTILINE)
+    assert declared and declared.group(1) == Settings.model_fields["kube_namespace"].default
+    assert app_settings()["MCPAAS_AKS_CLUSTER_ID"] == "aksClusterId"
+    assert "aksClusterId: aks.outputs.id" in MAIN

@@ -105,7 +105,7 @@ async def record_with_outage(buffer: AuditBuffer, down, up, pause: float) -> lis
 def every_page(store, **filters) -> list[str]:
     ids, cursor = [], None
     while True:
-        page, cursor = query_invocations(store, limit=500, cursor=cursor, **filters)
+        page, cursor = query_invocations(store, limit=500, continuation=cursor, **filters)
         ids += [doc["id"] for doc in page]
         if cursor is None:
             return ids

@@ -53,8 +53,8 @@ def test_query_filters_and_pages(store):
     alice, cursor = query_audit(store, actor="alice")
     assert len(alice) == 3 and cursor is None and {e["actor"] for e in alice} == {"alice"}
     first, cursor = query_audit(store, entity="echo", limit=2)
-    second, cursor2 = query_audit(store, entity="echo", limit=2, before=cursor)
-    third, cursor3 = query_audit(store, entity="echo", limit=2, before=cursor2)
+    second, cursor2 = query_audit(store, entity="echo", limit=2, continuation=cursor)
+    third, cursor3 = query_audit(store, entity="echo", limit=2, continuation=cursor2)
     ids = [e["id"] for e in first + second + third]
     assert len(ids) == 5 == len(set(ids)) and cursor3 is None
     assert query_audit(store, since=utc_now() + timedelta(minutes=1))[0] == []

@@ -15,7 +15,7 @@ def test_package_spec_is_accepted_with_defaults():
     assert spec.package.args == [] and spec.enabled is True
 
 
-@pytest.mark.parametrize("name", ["Time", "-a", "a-", "a_b", "a" * 64, "", "a.b"])
+@pytest.mark.parametrize("name", ["Time", "-a", "a-", "a_b", "a" * 64, "", "a.b", "abc\n"])
 def test_name_must_be_a_dns1123_label(name):
     with pytest.raises(ValidationError) as info:
         ServerSpec.model_validate({"name": name, "kind": "remote", "remote": {"url": "http://x"}})

@@ -11,14 +11,14 @@ from shared.store import SQLiteDocumentStore
 
 
 class Recording:
-    """The real store, remembering the arguments of each `query` (to explain them)."""
+    """The real store, remembering the arguments of each `query_page` (to explain them)."""
 
     def __init__(self, inner: SQLiteDocumentStore) -> None:
         self.inner, self.calls = inner, []
 
-    def query(self, container, filters=None, **options):
+    def query_page(self, container, filters=None, **options):
         self.calls.append((container, filters, options))
-        return self.inner.query(container, filters, **options)
+        return self.inner.query_page(container, filters, **options)
 
 
 @pytest.fixture
@@ -38,17 +38,19 @@ FILTERS = [{}, {"server": "s1"}, {"tool": "tool2"}, {"actor": "user3"}, {"result
 def test_every_filter_is_served_by_an_index_without_a_scan_or_sort(store, filters):
     recording = Recording(store)
     since = datetime.now(timezone.utc) - timedelta(days=7)
-    query_invocations(recording, since=since, until=datetime.now(timezone.utc), limit=20, **filters)
-    container, where, options = recording.calls[0]
-    plan = store.explain(container, where, **options)
-    assert all(step.startswith("SEARCH documents USING INDEX") for step in plan), plan
-    assert not any("SCAN" in step or "TEMP B-TREE" in step for step in plan), plan
+    until = datetime.now(timezone.utc)
+    first = query_invocations(recording, since=since, until=until, limit=2, **filters)
+    query_invocations(recording, since=since, until=until, limit=2, continuation=first.continuation, **filters)
+    for container, where, options in recording.calls:  # the first page and a later one
+        plan = store.explain_page(container, where, **options)
+        assert all(step.startswith("SEARCH documents USING INDEX") for step in plan), plan
+        assert not any("SCAN" in step or "TEMP B-TREE" in step for step in plan), plan
 
 
 def test_pages_newest_first_until_the_last_and_filters_combine(store):
     seen, cursor = [], None
     while True:
-        page, cursor = query_invocations(store, tool="tool2", actor="user3", limit=7, cursor=cursor)
+        page, cursor = query_invocations(store, tool="tool2", actor="user3", limit=7, continuation=cursor)
         seen += page
         if cursor is None:
             break
@@ -67,7 +69,8 @@ def test_since_and_until_are_inclusive_instants(store):
     assert query_invocations(store, since=datetime.now(timezone.utc) + timedelta(minutes=1))[0] == []
 
 
-@pytest.mark.parametrize("bad", [{"limit": 0}, {"limit": 501}, {"cursor": "x"}, {"cursor": "' OR 1=1 --"}])
+@pytest.mark.parametrize("bad", [{"limit": 0}, {"limit": 501}, {"continuation": "x"},
+                                 {"continuation": "' OR 1=1 --"}])
 def test_bad_limits_and_cursors_are_refused(store, bad):
     with pytest.raises(ValueError):
         query_invocations(store, **bad)

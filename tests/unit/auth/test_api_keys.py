@@ -32,7 +32,8 @@ def test_key_verifies_to_a_scoped_principal_and_is_stored_hashed(store):
     lambda key: "mcpk_0123456789abcdef_" + "x" * 43,
     lambda key: "Bearer " + key,
     lambda key: "",
-], ids=["wrong-secret", "unknown-id", "malformed", "empty"])
+    lambda key: key + "\n",
+], ids=["wrong-secret", "unknown-id", "malformed", "empty", "trailing-newline"])
 def test_wrong_keys_are_rejected(store, mutate):
     plaintext, _ = create_key(store, name="ci", roles=[Role.READER], created_by="alice")
     with pytest.raises(AuthenticationError):
