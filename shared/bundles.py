@@ -99,7 +99,7 @@ def digest_of(data: bytes) -> str:
 def artifact_name(digest: str) -> str:
     """The artifact-store name of bundle `digest` (`bundles/<hex>.tar.gz`); ValueError for
     anything that is not `sha256:<64 hex>`."""
-    if not DIGEST.match(digest):
+    if not DIGEST.fullmatch(digest):
         raise ValueError(f"not a bundle digest: {digest!r} (expected sha256:<64 hex>)")
     return f"{ARTIFACT_PREFIX}{digest.removeprefix('sha256:')}.tar.gz"
 
