@@ -6,20 +6,23 @@ later steps need. Clients are the Azure SDK management clients; long-running ope
 go through their pollers and 429/5xx retries through azure-core's RetryPolicy, which
 honours `Retry-After` (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
 Inputs are `{"spec": ControlPlaneSpec JSON, ...results of earlier steps}`.
+
+The cluster is Entra-only, as infra/modules/aks.bicep makes it (managed Entra ID, Azure
+RBAC for Kubernetes authorization, local accounts disabled): the control plane reaches it
+through `shared.aks.AksConnection` with its own Entra token, after `arm_cluster_access`
+has granted its identity a cluster role (docs/kubernetes.md, "Provisioning with `mcpaas provision`").
 """
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import azure.durable_functions as df
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.compute import ComputeManagementClient
@@ -29,15 +32,22 @@ from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice import models as aks
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.resources.models import ResourceGroup
+from kubernetes import client
 
 from activities import kubernetes
+from shared import aks as aks_api
 from shared import manifests
 from shared.models import ControlPlaneSpec
+from shared.settings import get_settings
 
 bp = df.Blueprint()
 
 # built-in AcrPull role: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers#acrpull
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+# built-in "Azure Kubernetes Service RBAC Cluster Admin": the gateway install applies the
+# cluster-scoped Namespace, which the namespace-level roles (Writer, Admin) do not cover
+# https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers#azure-kubernetes-service-rbac-cluster-admin
+AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 T = TypeVar("T")
 
 
@@ -47,13 +57,16 @@ class NoVmSizeError(ValueError):
 
 @dataclass(frozen=True)
 class ArmClients:
-    """The management clients of one subscription, sharing a credential and client options."""
+    """The management clients of one subscription, sharing a credential and client options
+    (kept: the cluster connection of `install_gateway` is made with the same ones)."""
 
     resources: ResourceManagementClient
     compute: ComputeManagementClient
     aks: ContainerServiceClient
     acr: ContainerRegistryManagementClient
     authorization: AuthorizationManagementClient
+    credential: TokenCredential
+    options: dict[str, Any]
 
     @classmethod
     def create(cls, subscription_id: str, credential: TokenCredential, **options: Any) -> ArmClients:
@@ -62,7 +75,8 @@ class ArmClients:
                    ComputeManagementClient(credential, subscription_id, **options),
                    ContainerServiceClient(credential, subscription_id, **options),
                    ContainerRegistryManagementClient(credential, subscription_id, **options),
-                   AuthorizationManagementClient(credential, subscription_id, **options))
+                   AuthorizationManagementClient(credential, subscription_id, **options),
+                   credential, options)
 
 
 def connect(subscription_id: str) -> ArmClients:
@@ -148,8 +162,11 @@ def arm_container_registry(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def cluster_definition(spec: ControlPlaneSpec, vm_size: str) -> aks.ManagedCluster:
-    """The ManagedCluster: OIDC issuer and workload identity on, Azure CNI with Azure
-    network policy, autoscaled system pool (https://learn.microsoft.com/azure/aks/workload-identity-deploy-cluster)."""
+    """The ManagedCluster: Entra-only like infra/modules/aks.bicep (AKS-managed Entra ID,
+    Azure RBAC for Kubernetes authorization, local accounts disabled, so no credential
+    ever comes out of ARM: https://learn.microsoft.com/azure/aks/manage-local-accounts-managed-azure-ad),
+    OIDC issuer and workload identity on, Azure CNI with Azure network policy, autoscaled
+    system pool (https://learn.microsoft.com/azure/aks/workload-identity-deploy-cluster)."""
     pool = aks.ManagedClusterAgentPoolProfile(
         name="system", mode="System", vm_size=vm_size, os_type="Linux", count=spec.min_nodes,
         enable_auto_scaling=True, min_count=spec.min_nodes, max_count=spec.max_nodes)
@@ -157,6 +174,8 @@ def cluster_definition(spec: ControlPlaneSpec, vm_size: str) -> aks.ManagedClust
         location=spec.location, tags=spec.tags, identity=aks.ManagedClusterIdentity(type="SystemAssigned"),
         properties=aks.ManagedClusterProperties(
             kubernetes_version=spec.kubernetes_version, dns_prefix=spec.cluster_name,
+            enable_rbac=True, disable_local_accounts=True,
+            aad_profile=aks.ManagedClusterAADProfile(managed=True, enable_azure_rbac=True),
             oidc_issuer_profile=aks.ManagedClusterOIDCIssuerProfile(enabled=True),
             security_profile=aks.ManagedClusterSecurityProfile(
                 workload_identity=aks.ManagedClusterSecurityProfileWorkloadIdentity(enabled=True)),
@@ -180,42 +199,82 @@ def arm_aks_cluster(state: dict[str, Any]) -> dict[str, Any]:
             "created": created}
 
 
+def _ensure_role(arm: ArmClients, spec: ControlPlaneSpec, scope: str, role: str, principal: str) -> bool:
+    """Assign built-in `role` (a role definition GUID) to service principal `principal` at
+    `scope`; True when this call created it.
+
+    The assignment's name is uuid5(scope, principal, role), so a resumed provision finds
+    its own; ARM's 409 `RoleAssignmentExists` (the same grant under another name, e.g.
+    made by the Bicep or by hand) counts as done. Other ARM errors propagate.
+    """
+    name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{principal}|{role}"))
+    assignments = arm.authorization.role_assignments
+    if _existing(lambda: assignments.get(scope, name)) is not None:
+        return False
+    definition = f"/subscriptions/{spec.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+    try:
+        # the flattened arguments are the runtime model's (it sends them under `properties`); mypy
+        # resolves the multi-API `models` module to the 2015-07-01 class, which has no such fields
+        assignments.create(scope, name, RoleAssignmentCreateParameters(  # type: ignore[call-arg]
+            role_definition_id=definition, principal_id=principal, principal_type="ServicePrincipal"))
+    except ResourceExistsError as error:
+        if error.error is None or error.error.code != "RoleAssignmentExists":
+            raise
+        return False
+    return True
+
+
 @bp.activity_trigger(input_name="state")
 def arm_attach_registry(state: dict[str, Any]) -> dict[str, Any]:
     """Grant the cluster's kubelet identity AcrPull on the registry (what `az aks update
-    --attach-acr` does); the assignment name is derived, so it is made once. `{"created"}`."""
+    --attach-acr` does), once (`_ensure_role`). `{"created"}`."""
     spec, arm = _spec(state)
-    scope, principal = state["registry_id"], state["kubelet_object_id"]
+    principal = state["kubelet_object_id"]
     if not principal:
         raise RuntimeError(f"cluster {spec.cluster_name} reports no kubelet identity to attach the registry to")
-    name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{principal}|{ACR_PULL_ROLE}"))
-    assignments = arm.authorization.role_assignments
-    if _existing(lambda: assignments.get(scope, name)) is not None:
-        return {"created": False}
-    role = f"/subscriptions/{spec.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}"
-    # the flattened arguments are the runtime model's (it sends them under `properties`); mypy
-    # resolves the multi-API `models` module to the 2015-07-01 class, which has no such fields
-    assignments.create(scope, name, RoleAssignmentCreateParameters(  # type: ignore[call-arg]
-        role_definition_id=role, principal_id=principal, principal_type="ServicePrincipal"))
-    return {"created": True}
+    return {"created": _ensure_role(arm, spec, state["registry_id"], ACR_PULL_ROLE, principal)}
+
+
+@bp.activity_trigger(input_name="state")
+def arm_cluster_access(state: dict[str, Any]) -> dict[str, Any]:
+    """Grant the control plane's identity "Azure Kubernetes Service RBAC Cluster Admin" on
+    the new cluster, so `install_gateway` may apply into it; once per principal (`_ensure_role`).
+
+    The principals are `MCPAAS_CONTROL_PLANE_PRINCIPALS`, the object ids of the control
+    plane's managed identity (the Bicep sets it), whose token `install_gateway` presents.
+    Raises ValueError when that setting is empty. `{"principals", "created"}`.
+    """
+    spec, arm = _spec(state)
+    principals = get_settings().control_plane_principals
+    if not principals:
+        raise ValueError("no control plane identity to grant cluster access to: set MCPAAS_CONTROL_PLANE_PRINCIPALS "
+                         "to the object id of the control plane's managed identity")
+    created = [_ensure_role(arm, spec, state["cluster_id"], AKS_RBAC_CLUSTER_ADMIN_ROLE, p) for p in principals]
+    return {"principals": list(principals), "created": any(created)}
 
 
 @bp.activity_trigger(input_name="state")
 def install_gateway(state: dict[str, Any]) -> dict[str, Any]:
     """Apply the gateway's objects (`shared.manifests.render_gateway`) to the new cluster.
 
-    The cluster credential is fetched here and never leaves the activity, so it is not
-    written to the orchestration history. Returns `{"applied": [kind, ...]}`.
+    Connects as `shared.aks.AksConnection` with the ARM clients' credential and options:
+    the API server's address and CA from ARM, the identity's own Entra token per request;
+    neither leaves the activity, so no credential reaches the orchestration history.
+    Returns `{"applied": [kind, ...]}`, or `{"forbidden": reason, "poll_seconds",
+    "wait_seconds"}` while the API server answers 403 (the role assignment of
+    `arm_cluster_access` still propagating: the orchestration waits and calls again;
+    server-side apply makes the repeat harmless). Other API errors raise RuntimeError.
     """
     spec, arm = _spec(state)
-    result = arm.aks.managed_clusters.list_cluster_user_credentials(spec.resource_group, spec.cluster_name)
-    kubeconfig = result.kubeconfigs[0].value if result.kubeconfigs else None
-    if not kubeconfig:
-        raise RuntimeError(f"cluster {spec.cluster_name} returned no user kubeconfig")
+    connection = aks_api.AksConnection(state["cluster_id"], arm.credential, **arm.options)
     objects = manifests.render_gateway(spec.gateway_image, manifests.options_from_settings())
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "kubeconfig"
-        path.write_bytes(kubeconfig)
-        with kubernetes.api_client(path) as api:
+    try:
+        with client.ApiClient(connection.configuration()) as api:
             applied = [kubernetes.apply(api, obj)["kind"] for obj in objects]
+    except RuntimeError as error:
+        if "HTTP 403" not in str(error):
+            raise
+        settings = get_settings()
+        return {"forbidden": str(error), "poll_seconds": settings.rbac_poll_seconds,
+                "wait_seconds": settings.rbac_wait_seconds}
     return {"applied": applied}

@@ -14,7 +14,9 @@ managed identity therefore:
   `AKS_SCOPE`, from `DefaultAzureCredential`, renewed `REFRESH_MARGIN_SECONDS` before it
   expires (the same role kubelogin's `--login msi` plays for kubectl);
 - is authorized by Azure RBAC: "Azure Kubernetes Service RBAC Writer" on the servers'
-  namespace only (https://learn.microsoft.com/azure/aks/manage-azure-rbac).
+  namespace only (https://learn.microsoft.com/azure/aks/manage-azure-rbac); a cluster
+  made by the `provision` orchestration, which also installs the gateway, grants "Azure
+  Kubernetes Service RBAC Cluster Admin" instead (`activities.arm.arm_cluster_access`).
 
 Selected by `MCPAAS_AKS_CLUSTER_ID` in `shared.kubernetes.api_client` (adapter selection;
 a kubeconfig file stays the local and test target).
@@ -40,8 +42,9 @@ from kubernetes import client
 AKS_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 # renew this long before `expires_on`: a request signed just before expiry may still be in flight
 REFRESH_MARGIN_SECONDS = 300
-CLUSTER_ID = re.compile(r"(?i)^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)/"
-                        r"providers/Microsoft\.ContainerService/managedClusters/(?P<name>[^/]+)$")
+# segments exclude whitespace too: `[^/]` alone would take a trailing newline into the name
+CLUSTER_ID = re.compile(r"(?i)/subscriptions/(?P<subscription>[^/\s]+)/resourceGroups/(?P<group>[^/\s]+)/"
+                        r"providers/Microsoft\.ContainerService/managedClusters/(?P<name>[^/\s]+)")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class AksConnection:
     """
 
     def __init__(self, cluster_id: str, credential: TokenCredential, **arm_options: Any) -> None:
-        match = CLUSTER_ID.match(cluster_id)
+        match = CLUSTER_ID.fullmatch(cluster_id)
         if not match:
             raise ValueError(f"not an AKS cluster id: {cluster_id!r}")
         self.subscription, self.group, self.name = match["subscription"], match["group"], match["name"]

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
             servers' ServiceAccounts federate with (AKS workload identity); optional.
         rollout_poll_seconds / rollout_timeout_seconds: how often the deploy
             orchestration checks a rollout (durable timer) and when it gives up.
+        rbac_poll_seconds / rbac_wait_seconds: how often the provision orchestration
+            retries the gateway install while the cluster's API server still answers 403
+            (a new Azure RBAC role assignment propagating) and when it gives up.
         store: document-store adapter, ``sqlite`` (embedded default) or ``cosmos``
             (Azure Cosmos DB for NoSQL; DESIGN.md "Storage").
         cosmos_endpoint: Cosmos DB account endpoint (``https://<account>.documents.azure.com:443/``).
@@ -214,6 +217,8 @@ class Settings(BaseSettings):
     workload_client_id: str | None = None
     rollout_poll_seconds: float = Field(default=5.0, gt=0)
     rollout_timeout_seconds: float = Field(default=900.0, gt=0)
+    rbac_poll_seconds: float = Field(default=15.0, gt=0)
+    rbac_wait_seconds: float = Field(default=600.0, gt=0)
     gateway_allowed_origins: str = ("http://localhost,https://localhost,http://127.0.0.1,"
                                     "https://127.0.0.1,http://[::1],https://[::1]")
     gateway_max_body_bytes: int = 4 * 1024 * 1024

@@ -7,6 +7,8 @@ by path, answers PUTs of registries and clusters as long-running operations
 (`Azure-AsyncOperation`, one `InProgress` poll, then `Succeeded`), can throttle the next
 requests with 429 + `Retry-After`, and can fail every request of a method whose path
 contains a marker (`broken`) to inject a failed provision step. `writes` counts PUTs per path.
+Like ARM, it refuses a role assignment that repeats another one's role, principal and
+scope under a new name (409 `RoleAssignmentExists`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from azure.core.rest._http_response_impl import HttpResponseImpl
 from tests.fakes.transport import OPERATIONS, Answer, FakeTransport, error, request_json
 
 LRO_KINDS = ("/registries/", "/managedclusters/")
+ROLE_ASSIGNMENTS = "/providers/microsoft.authorization/roleassignments/"
 ARM_TOP_LEVEL = {"location", "tags", "identity", "sku", "properties", "kind", "zones"}
 
 
@@ -100,6 +103,8 @@ class FakeArm(FakeTransport):
         unknown = set(body) - ARM_TOP_LEVEL
         if unknown:  # e.g. snake_case keys of a dict body the SDK sent verbatim
             return error(400, "InvalidRequestContent", f"unknown top-level properties {sorted(unknown)}")
+        if ROLE_ASSIGNMENTS in path and self._same_grant(path, body):
+            return error(409, "RoleAssignmentExists", "The role assignment already exists.")
         self.writes[path] += 1
         name = path.rsplit("/", 1)[-1]
         resource = {**body, "id": path, "name": name}
@@ -117,3 +122,14 @@ class FakeArm(FakeTransport):
         # the resource is Succeeded once the operation is; the final GET then reads it
         self.resources[path] = {**resource, "properties": {**props, "provisioningState": "Succeeded"}}
         return 201, resource, self.start_operation()
+
+    def _same_grant(self, path: str, body: dict) -> bool:
+        """Whether another assignment at `path`'s scope grants the same role to the same principal."""
+        scope = path.split(ROLE_ASSIGNMENTS)[0] + ROLE_ASSIGNMENTS
+
+        def grant(properties: dict) -> tuple[str, str]:
+            return properties.get("roleDefinitionId", "").lower(), properties.get("principalId", "")
+
+        wanted = grant(body.get("properties", {}))
+        return any(other != path and other.startswith(scope) and grant(resource.get("properties", {})) == wanted
+                   for other, resource in self.resources.items())

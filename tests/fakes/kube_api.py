@@ -74,6 +74,7 @@ class FakeKube:
     tokens: set[str] = field(default_factory=lambda: {TOKEN})  # bearer tokens accepted
     bearers: list[str] = field(default_factory=list)  # the bearer token of every request, in order
     forbidden: set[str] = field(default_factory=set)  # plurals answered 403 (a namespace-scoped role)
+    forbidden_requests: int = 0  # the next this many requests answered 403 (a role still propagating)
     _versions: itertools.count = field(default_factory=lambda: itertools.count(1))
     _events: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,6 +84,14 @@ class FakeKube:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         self.bearers.append(token)
         return None if token in self.tokens else _status(401, "Unauthorized", "Unauthorized")
+
+    def refuse_next(self) -> bool:
+        """Whether this request is one of the `forbidden_requests` (counts it down)."""
+        with self._lock:
+            if self.forbidden_requests <= 0:
+                return False
+            self.forbidden_requests -= 1
+            return True
 
     def get(self, plural: str, namespace: str, name: str) -> Obj | None:
         """The stored object or None (no controller step)."""
@@ -253,7 +262,7 @@ def create_app(kube: FakeKube) -> Starlette:
             return refused
         params = request.path_params
         plural, name = params["plural"], params.get("name")
-        if plural in kube.forbidden:
+        if plural in kube.forbidden or kube.refuse_next():
             return _status(403, "Forbidden", f'{plural} "{name}" is forbidden: User cannot {request.method}')
         namespace = params.get("namespace", "")
         return await _dispatch(kube, request, plural, namespace, name)
