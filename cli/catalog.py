@@ -137,6 +137,13 @@ def read_registry(source: str, registry: str, transport: httpx.BaseTransport | N
 def catalog_app(reports_errors: Callable[[Callable[..., Any]], Callable[..., Any]], deploy: Deploy) -> typer.Typer:
     """The `catalog` command group; `deploy(state, spec, no_wait, timeout)` installs a spec."""
     group = typer.Typer(help="Browse, install and import catalog servers.", no_args_is_help=True)
+    _browse_commands(group, reports_errors)
+    _install_commands(group, reports_errors, deploy)
+    return group
+
+
+def _browse_commands(group: typer.Typer, reports_errors: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """`catalog list|search|show`: read-only views of the control plane's catalog."""
 
     @group.command("list")
     @reports_errors
@@ -160,6 +167,11 @@ def catalog_app(reports_errors: Callable[[Callable[..., Any]], Callable[..., Any
         """One entry: its facts, required settings and secrets, and its ready spec."""
         with ctx.ensure_object(CliState).client() as client:
             emit(client.catalog_entry(name), output, entry_details)
+
+
+def _install_commands(group: typer.Typer, reports_errors: Callable[[Callable[..., Any]], Callable[..., Any]],
+                      deploy: Deploy) -> None:
+    """`catalog install|import`: deploy an entry, or write registry entries as catalog entries."""
 
     @group.command("install")
     @reports_errors
@@ -208,8 +220,6 @@ def catalog_app(reports_errors: Callable[[Callable[..., Any]], Callable[..., Any
         written = [{"name": spec.name, "registry_name": meta.registry_name, "version": meta.version,
                     "path": str(entries.write_entry(target, meta, spec))} for meta, spec in mapped]
         emit(written, output, _imported_table)
-
-    return group
 
 
 def _imported_table(rows: list[dict[str, Any]]) -> Table:

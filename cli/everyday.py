@@ -47,6 +47,13 @@ def _server(name: str) -> str:
 
 def register(app: typer.Typer, wrap: Wrap) -> None:
     """Add the everyday commands to `app`, each wrapped by `wrap` (error reporting)."""
+    _server_views(app, wrap)
+    _audit_command(app, wrap)
+    app.add_typer(_keys_app(wrap), name="keys")
+
+
+def _server_views(app: typer.Typer, wrap: Wrap) -> None:
+    """`logs`, `events` and `shares` of one server."""
 
     @app.command()
     @wrap
@@ -82,6 +89,19 @@ def register(app: typer.Typer, wrap: Wrap) -> None:
 
     @app.command()
     @wrap
+    def shares(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server name.")],
+               output: OutputOpt = Format.TABLE) -> None:
+        """Who besides the owner team may use or manage a server (FR-018)."""
+        emit(_get(ctx, f"{_server(name)}/shares"), output, rows_table(
+            {"KIND": lambda s: s["kind"], "VALUE": lambda s: s["value"],
+             "PERMISSIONS": lambda s: ", ".join(s["permissions"])}, f"{name} is not shared."))
+
+
+def _audit_command(app: typer.Typer, wrap: Wrap) -> None:
+    """`audit`: the control plane's audit trail, paged."""
+
+    @app.command()
+    @wrap
     def audit(ctx: typer.Context,
               actor: Annotated[str | None, typer.Option(help="Only this caller.")] = None,
               server: Annotated[str | None, typer.Option(help="Only this entity (a server name).")] = None,
@@ -99,17 +119,6 @@ def register(app: typer.Typer, wrap: Wrap) -> None:
                             "RESULT": lambda e: e.get("result"), "DETAIL": lambda e: e.get("detail")},
                            "No audit entries match.")
         emit(body, output, lambda b: _paged(table(b), b.get("next")))
-
-    @app.command()
-    @wrap
-    def shares(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Server name.")],
-               output: OutputOpt = Format.TABLE) -> None:
-        """Who besides the owner team may use or manage a server (FR-018)."""
-        emit(_get(ctx, f"{_server(name)}/shares"), output, rows_table(
-            {"KIND": lambda s: s["kind"], "VALUE": lambda s: s["value"],
-             "PERMISSIONS": lambda s: ", ".join(s["permissions"])}, f"{name} is not shared."))
-
-    app.add_typer(_keys_app(wrap), name="keys")
 
 
 def _after(seen: list[str], lines: list[str]) -> list[str]:
