@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from shared.auth.principal import Role
+from shared.auth.service import SERVICE_SUBJECT
 from tests.integration.gateway.authn import AuthGateway, start_local
 from tests.integration.gateway.helpers import INIT, INITIALIZED, JSON_ONLY, echo_spec
 
@@ -65,6 +67,21 @@ async def test_identity_limit_counts_every_request_of_the_caller(make_gateway) -
     assert [reply.headers.get("x-ratelimit-remaining") for reply in ann[:3]] == ["2", "1", "0"]
     assert all(reply.headers["x-ratelimit-limit"] == "3" and int(reply.headers["x-ratelimit-reset"]) >= 0
                for reply in ann[:3])
+
+
+async def test_the_control_planes_probes_are_not_limited(make_gateway) -> None:
+    """A burst of deploys probes as the control plane: its limit would fail its own deploys."""
+    auth = start_local(make_gateway, gateway_rate_limit_identity="2/minute")
+    auth.gateway.put(echo_spec())
+    url = auth.gateway.mcp_url("echo")
+    service = {**JSON_ONLY, **auth.headers(SERVICE_SUBJECT, Role.ADMIN)}
+    admin = {**JSON_ONLY, **auth.headers("ada", Role.ADMIN)}
+    async with httpx.AsyncClient(timeout=10) as http:
+        probes = [await http.post(url, json=INIT, headers=service) for _ in range(5)]
+        user = [await http.post(url, json=INIT, headers=admin) for _ in range(3)]
+    assert [reply.status_code for reply in probes] == [200] * 5
+    assert "x-ratelimit-limit" not in probes[0].headers
+    assert [reply.status_code for reply in user] == [200, 200, 429]  # an Admin user is limited
 
 
 async def test_no_ratelimit_headers_where_no_limit_applies(make_gateway) -> None:
