@@ -13,6 +13,7 @@ from typing import Any
 
 from shared import manifests
 from shared.errors import ConflictError, NotFoundError
+from shared.images import ImageRef
 from shared.models import (AuditEvent, AuditResult, ClusterEvent, ReplicaCounts, Revision, Server, ServerSpec,
                            ServerStatus, spec_diff, utc_now)
 from shared.store.port import CONTAINERS, Document, DocumentStore
@@ -22,7 +23,12 @@ IN_FLIGHT = (ServerStatus.PENDING, ServerStatus.DEPLOYING)
 
 
 def _doc(server: Server) -> Document:
-    return {"id": server.name, **server.model_dump(mode="json")}
+    doc = {"id": server.name, **server.model_dump(mode="json")}
+    container = server.spec.container
+    # an ACR push finds the servers that track its repository and tag by this field's
+    # index (triggers.event_grid.tracking_servers), not by reading every server
+    doc["tracks_image"] = ImageRef.parse(container.image).key if container and container.auto_deploy else None
+    return doc
 
 
 def load_server(store: DocumentStore, name: str) -> tuple[Server, str]:

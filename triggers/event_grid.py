@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import azure.durable_functions as df
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import servers
 from shared.errors import NotFoundError, UnprocessableError
+from shared.images import ImageRef, tracking_key
 from shared.models import Server, ServerKind, ServerSpec, utc_now
 from shared.store import get_store
 from triggers.operations import start_deploy
@@ -66,32 +66,9 @@ class ImagePush(_Loose):
     request: PushRequest
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """A parsed image reference `[registry/]repository[:tag][@digest]`."""
-
-    registry: str
-    repository: str
-    tag: str
-    digest: str | None
-
-    @classmethod
-    def parse(cls, image: str) -> ImageRef:
-        """Split `image` as the Docker reference grammar does; Docker Hub when no registry is named."""
-        name, _, digest = image.partition("@")
-        first, _, rest = name.partition("/")
-        # the first component is a registry only if it looks like a host (Docker's rule)
-        if rest and ("." in first or ":" in first or first == "localhost"):
-            registry, path = first, rest
-        else:
-            registry, path = "docker.io", name
-        repository, _, tag = path.rpartition(":") if ":" in path else (path, "", "latest")
-        return cls(registry.lower(), repository, tag or "latest", digest or None)
-
-    def tracks(self, push: ImagePush) -> bool:
-        """Whether a push of `push` is a new build of this reference's repository and tag."""
-        return (self.registry == push.request.host.lower() and self.repository == push.target.repository
-                and self.tag == push.target.tag)
+def push_key(push: ImagePush) -> str:
+    """The `shared.images.tracking_key` of a push: the repository and tag it built."""
+    return tracking_key(push.request.host, push.target.repository, push.target.tag)
 
 
 def _envelope(event: func.EventGridEvent | Any) -> tuple[str, str, Any]:
@@ -114,14 +91,11 @@ def pushed_spec(spec: ServerSpec, push: ImagePush) -> ServerSpec:
 
 def tracking_servers(push: ImagePush) -> list[Server]:
     """Container servers with `auto_deploy` whose image tracks the pushed repository and tag."""
-    found = []
-    for doc in get_store().query("servers", order_by="name"):
-        server = Server.model_validate(doc)
-        container = server.spec.container
-        if server.spec.kind is ServerKind.CONTAINER and container and container.auto_deploy \
-                and ImageRef.parse(container.image).tracks(push):
-            found.append(server)
-    return found
+    key = push_key(push)
+    # served by the servers index on `tracks_image` (shared.servers), never a scan
+    found = [Server.model_validate(doc) for doc in get_store().query("servers", {"tracks_image": key})]
+    return [server for server in found if server.spec.kind is ServerKind.CONTAINER and server.spec.container
+            and server.spec.container.auto_deploy and ImageRef.parse(server.spec.container.image).key == key]
 
 
 def _claim(key: str, server: str, push: ImagePush, event_id: str) -> bool:

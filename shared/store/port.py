@@ -49,8 +49,9 @@ INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
                  ("artifact_id", "id")),
     # paged lists (`query_page`, docs/paging.md): servers by name (= id); revisions of one
     # server by number (the partition key field `server` is the key column there);
-    # audit events newest first, per entity (partition key) or by actor or action
-    "servers": (("id",),),
+    # audit events newest first, per entity (partition key) or by actor or action; servers
+# also by the image an `auto_deploy` container server tracks (triggers.event_grid)
+    "servers": (("id",), ("tracks_image",)),
     "revisions": (("server", "number", "id"),),
     "audit": (("time", "id"), ("entity", "time", "id"), ("actor", "time", "id"), ("action", "time", "id")),
 }

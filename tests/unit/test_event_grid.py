@@ -10,11 +10,11 @@ import pytest
 
 from shared import servers
 from shared.errors import ConflictError
+from shared.images import ImageRef
 from shared.models import ServerSpec
 from shared.settings import get_settings
 from shared.store import get_store
 from triggers import event_grid
-from triggers.event_grid import ImageRef
 
 HOST = "acme.azurecr.io"
 DIGEST = "sha256:" + "a" * 64
@@ -157,3 +157,22 @@ async def test_cloud_events_schema_is_handled_alike():
     client = RecordingClient()
     await deliver(cloud, client)
     assert images(client) == {"weather": f"{HOST}/team/weather:latest@{DIGEST}"}
+
+
+async def test_a_push_finds_its_servers_through_the_image_index(monkeypatch):
+    """A push reads only the servers tracking its repository and tag (the `tracks_image`
+    index, EXPLAIN QUERY PLAN), not every server."""
+    add_server("weather")
+    add_server("weather-copy")
+    add_server("pinned", auto_deploy=False)
+    for other in range(20):
+        add_server(f"other-{other}", image=f"{HOST}/team/other:{other}")
+    store, queries = get_store(), []
+    real_query = store.query
+    monkeypatch.setattr(store, "query", lambda *a, **k: queries.append((a, k)) or real_query(*a, **k))
+    client = RecordingClient()
+    await deliver(push_event(), client)
+    assert set(images(client)) == {"weather", "weather-copy"}
+    assert queries == [(("servers", {"tracks_image": f"{HOST}/team/weather:1.0"}), {})]
+    plan = store.explain("servers", {"tracks_image": f"{HOST}/team/weather:1.0"})
+    assert plan and all(step.startswith("SEARCH documents USING INDEX") for step in plan), plan
