@@ -22,6 +22,9 @@ def test_runbook_asks_for_markdown_with_the_filters_and_prints_it_verbatim():
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        if request.headers.get("Accept") != "text/markdown":
+            return httpx.Response(200, json={"items": [{"id": "sre-incident", "title": "Incident", "roles": ["sre"],
+                                                        "scenarios": ["incident-response"]}]})
         return httpx.Response(200, text="# Runbook\n```bash\necho [bold]\n```\n",
                               headers={"Content-Type": "text/markdown"})
 
@@ -29,8 +32,9 @@ def test_runbook_asks_for_markdown_with_the_filters_and_prints_it_verbatim():
     assert result.exit_code == 0 and result.stdout == "# Runbook\n```bash\necho [bold]\n```\n"
     assert seen[0].headers["Accept"] == "text/markdown"
     assert dict(seen[0].url.params) == {"role": "sre", "scenario": "incident-response", "server": "weather"}
-    missing = _run(handler, "runbook", "--role", "sre")
-    assert missing.exit_code == 1 and "--scenario" in missing.stderr and len(seen) == 1
+    listed = _run(handler, "runbook", "--role", "sre")  # no scenario: the role's runbooks, listed
+    assert listed.exit_code == 0 and "sre-incident" in listed.stdout and "echo" not in listed.stdout
+    assert dict(seen[1].url.params) == {"role": "sre"} and len(seen) == 2
 
 
 def test_checklist_marks_are_sent_and_field_errors_shown():
