@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test lint install deps bench bench-gateway bench-sandbox bench-production bench-scale-control prod-local check-sandbox clean requirements
+.PHONY: run test lint install deps bench bench-gateway bench-sandbox bench-production bench-scale-control bench-scale-gateway prod-local check-sandbox clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -102,6 +102,12 @@ bench-sandbox: install check-sandbox
 prod-local: install check-sandbox
 	@command -v redis-server >/dev/null || { echo "prod-local needs redis-server: apt-get install -y redis-server"; exit 1; }
 	$(PY) -m tests.production_shaped --deploy catalog/echo/server.yaml
+
+# the gateway at scale (issue 15, docs/scale.md): session setup at 10/100/1,000 new
+# sessions, memory and descriptors per idle session, the server lookup at 10/100/1,000 servers
+bench-scale-gateway: install check-sandbox
+	@command -v wrk >/dev/null || { echo "bench-scale-gateway needs wrk: apt-get install -y wrk"; exit 1; }
+	$(PY) bench/scale_gateway.py
 
 # deploy time and tools/call p50, production-shaped vs embedded, and the cross-replica hop
 bench-production: install check-sandbox

@@ -13,11 +13,13 @@ Sections (each starts its own gateway, `python -m gateway`, and stops it after):
    CLOCK_MONOTONIC), not a Python client, which would measure itself. Printed per run:
    sessions/s (finished sessions over the span from the first `initialize` sent to
    the last first call answered), setup seconds (initialize sent -> first call
-   answered) p50/p99, the first `tools/call` alone p50/p99, refusals by status (a 503
-   must carry Retry-After) and socket errors (resets). Shared mode runs every N with
+   answered) p50/p99, the first `tools/call` alone p50/p99, the gateway process's CPU
+   per session (utime + stime from /proc: the figure least moved by other load on the
+   machine; 1,000 / it is the rate one free core would allow), refusals by status (a
+   503 must carry Retry-After) and socket errors (resets). Shared mode runs every N with
    the session cap above N; isolated mode (a sandboxed child per session) runs 10 and
-   100 under a cap of --isolated-cap and 1,000 against that cap, so every session
-   beyond it must be a 503 with Retry-After. Ratio: each N's rate over N = 10's, in
+   100 under a cap of --isolated-cap and 1,000 against that cap with every session left
+   open, so every session beyond the cap must be a 503 with Retry-After. Ratio: each N's rate over N = 10's, in
    the same round.
 2. Memory and descriptors per idle session. --idle sessions are opened (httpx, off
    the clock, then the client closes its connections) and left idle; the gateway's
@@ -40,6 +42,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import tempfile
 from pathlib import Path
@@ -70,14 +73,22 @@ def pct(values: list[float], q: float) -> float:
 
 async def wrk(script: Path, url: str, connections: int, seconds: int, env: dict[str, str],
               timeout: str = "10s") -> dict:
-    """One wrk run; the `BENCH_JSON` object its script printed. RuntimeError otherwise."""
+    """One wrk run; the `BENCH_JSON` object its script printed. RuntimeError otherwise.
+    A script that marks its threads done in $MCP_DONE_DIR ends the run early (SIGINT:
+    wrk then prints its summary as at the end of -d)."""
     threads = min(WRK_THREADS, connections)
-    proc = await asyncio.create_subprocess_exec(
-        wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-        "--timeout", timeout, "-s", str(script), url,
-        env={**os.environ, "MCP_THREADS": str(threads), **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
+    with tempfile.TemporaryDirectory(prefix="mcpaas-wrk-") as done_dir:
+        proc = await asyncio.create_subprocess_exec(
+            wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+            "--timeout", timeout, "-s", str(script), url,
+            env={**os.environ, "MCP_THREADS": str(threads), "MCP_DONE_DIR": done_dir, **env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        finished = asyncio.create_task(proc.communicate())
+        while not finished.done() and len(os.listdir(done_dir)) < threads:
+            await asyncio.wait([finished], timeout=0.05)
+        if not finished.done():
+            proc.send_signal(signal.SIGINT)
+        out, err = await finished
     for line in out.decode().splitlines():
         if line.startswith("BENCH_JSON "):
             return json.loads(line.removeprefix("BENCH_JSON "))
@@ -91,16 +102,18 @@ async def gateway(tmp: Path, servers: dict[str, SessionMode], cap: int) -> Targe
 
 
 # -- 1. session setup ----------------------------------------------------------------
-async def setup_run(target: Target, n: int) -> dict:
-    """N sessions at once on the target's server; the figures of one run."""
+async def setup_run(target: Target, n: int, keep: bool = False) -> dict:
+    """N sessions at once on the target's server (left open with `keep`); the figures."""
     url = f"{target.base}/servers/{SERVER}/mcp"
     cpu_before = tree_cpu(target.proc.pid)[0]
-    result = await wrk(SETUP_SCRIPT, url, n, 60, {
-        "MCP_SETUP_SESSIONS": str(n), "MCP_TOOL_CALL": ECHO_CALL,
+    result = await wrk(SETUP_SCRIPT, url, n, 120, {
+        "MCP_SETUP_SESSIONS": str(n), "MCP_TOOL_CALL": ECHO_CALL, "MCP_KEEP": "1" if keep else "0",
         "MCP_AUTHORIZATION": target.auth.get("Authorization", "")}, SETUP_TIMEOUT)
     cpu = tree_cpu(target.proc.pid)[0] - cpu_before
     setup, call = result["setup"], result["call"]
-    return {"n": n, "ok": len(setup), "cpu_ms": cpu * 1000 / max(len(setup), 1), "rate": len(setup) / result["span"] if result["span"] else 0.0,
+    span = result["span"]
+    return {"n": n, "ok": len(setup), "cpu_ms": cpu * 1000 / max(len(setup), 1),
+            "rate": len(setup) / span if span else 0.0,
             "setup50": pct(setup, 50), "setup99": pct(setup, 99),
             "call50": pct(call, 50), "call99": pct(call, 99), "refused": result["refused"],
             "no_retry_after": result["no_retry_after"],
@@ -136,7 +149,8 @@ async def setup_curves(args: argparse.Namespace) -> dict[tuple[str, int], list[d
                     await setup_run(target, WRK_THREADS)  # warm-up, discarded: the first child starts
                     base = None
                     for n in sizes:
-                        fig = await setup_run(target, n)
+                        # beyond the isolated cap the sessions stay open, so the cap holds
+                        fig = await setup_run(target, n, keep=n > cap)
                         base = base or fig["rate"]
                         print_setup(mode, fig, base if n != sizes[0] else None)
                         figures.setdefault((mode, n), []).append(fig)
@@ -150,16 +164,16 @@ def summarize_setup(figures: dict[tuple[str, int], list[dict]]) -> None:
     """Medians over rounds, with the ratio of each N's rate to N = 10's."""
     print("\n== session setup: medians over rounds ==")
     print(f"  {'mode':8} {'N':>5} {'ok':>5} {'sessions/s':>10} {'vs N=10':>7} {'setup p50':>9} "
-          f"{'p99 ms':>8} {'call p50':>8} {'p99 ms':>8}  refused")
+          f"{'p99 ms':>8} {'call p50':>8} {'p99 ms':>8} {'CPU ms/session':>14}  refused")
     for (mode, n), figs in figures.items():
         med = {k: statistics.median(f[k] for f in figs)
-               for k in ("ok", "rate", "setup50", "setup99", "call50", "call99")}
+               for k in ("ok", "rate", "setup50", "setup99", "call50", "call99", "cpu_ms")}
         base = figures.get((mode, min(k[1] for k in figures if k[0] == mode)))
         ratio = med["rate"] / statistics.median(f["rate"] for f in base) if base else float("nan")
         refused = figs[-1]["refused"] or "-"
         print(f"  {mode:8} {n:5} {med['ok']:5.0f} {med['rate']:10.1f} {ratio:6.2f}x "
               f"{med['setup50'] * 1000:9.1f} {med['setup99'] * 1000:8.1f} {med['call50'] * 1000:8.1f} "
-              f"{med['call99'] * 1000:8.1f}  {refused}")
+              f"{med['call99'] * 1000:8.1f} {med['cpu_ms']:14.2f}  {refused}")
 
 
 # -- 2. memory and descriptors -----------------------------------------------------

@@ -6,7 +6,9 @@
 -- of "next steps": a response queues its session's next step (JSON-RPC ids and the
 -- Mcp-Session-Id header name the session) and the next connection ready to send takes
 -- it. A connection with nothing to do waits (`delay`) and then asks `/healthz`; the
--- thread stops once each of its sessions has ended.
+-- thread stops once each of its sessions has ended and says so with an empty file
+-- named by its index in $MCP_DONE_DIR (wrk itself runs until -d, or until SIGINT, which
+-- the harness sends once every thread said it is done).
 -- Times come from CLOCK_MONOTONIC through LuaJIT's FFI (wrk's own histogram mixes
 -- all request kinds). `done` prints `BENCH_JSON {...}` with, per session that
 -- finished: setup seconds (initialize sent -> first tools/call answered), first-call
@@ -29,6 +31,8 @@ local total = tonumber(os.getenv("MCP_SETUP_SESSIONS") or "0")
 local authorization = os.getenv("MCP_AUTHORIZATION")
 local tool_call = os.getenv("MCP_TOOL_CALL")
   or '"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}'
+-- MCP_KEEP=1: sessions stay open after their first call (a cap then holds for the whole run)
+local keep = os.getenv("MCP_KEEP") == "1"
 local IDLE_MS = 60000 -- a finished connection waits: the thread stops long before
 
 function setup(thread)
@@ -65,7 +69,11 @@ end
 
 local function end_session()
   finished = finished + 1
-  if finished >= quota then wrk.thread:stop() end
+  if finished >= quota then
+    local marker = io.open(os.getenv("MCP_DONE_DIR") .. "/" .. index, "w")
+    if marker then marker:close() end
+    wrk.thread:stop()
+  end
 end
 
 function delay()
@@ -131,7 +139,7 @@ function response(status, hdrs, body)
       return
     end
     by_sid[sid] = nil
-    push({ kind = "delete", sid = sid })
+    if keep then end_session() else push({ kind = "delete", sid = sid }) end
   elseif status == 204 then
     end_session()
   elseif status == 200 and not sid and not id then

@@ -53,6 +53,7 @@ class SharedChild:
         self._ids = itertools.count(1)
         self._routes: dict[int, tuple[Session, Any, str | None]] = {}
         self._by_session: dict[tuple[str, str], int] = {}
+        self._in_flight: dict[str, set[int]] = {}  # session id -> its gids, while any
         self._tokens: dict[str, tuple[Session, Any]] = {}
         self._sessions: dict[str, Session] = {}
         self._closing = False
@@ -104,9 +105,9 @@ class SharedChild:
     def remove(self, session: Session) -> None:
         """Forget a session and its in-flight requests."""
         self._sessions.pop(session.id, None)
-        for gid, (owner, _, _) in list(self._routes.items()):
-            if owner is session:
-                self._forget(gid)
+        # its own requests only: ending a session costs the same whatever the others do
+        for gid in list(self._in_flight.get(session.id, ())):
+            self._forget(gid)
 
     async def send_from(self, session: Session, message: Message) -> None:
         """Deliver one client message of `session`, rewritten for the shared child."""
@@ -146,6 +147,7 @@ class SharedChild:
             params = {**params, "_meta": {**params["_meta"], "progressToken": token}}
         self._routes[gid] = (session, message["id"], token)
         self._by_session[(session.id, id_key(message["id"]))] = gid
+        self._in_flight.setdefault(session.id, set()).add(gid)
         outbound = {**message, "id": gid}
         if params is not None:
             outbound["params"] = params
@@ -163,6 +165,11 @@ class SharedChild:
         if route is not None:
             session, original, token = route
             self._by_session.pop((session.id, id_key(original)), None)
+            gids = self._in_flight.get(session.id)
+            if gids is not None:
+                gids.discard(gid)
+                if not gids:
+                    del self._in_flight[session.id]
             if token is not None:
                 self._tokens.pop(token, None)
         return route
@@ -206,7 +213,8 @@ class SharedChild:
                 await session.route(message)
             return
         if self._routes:  # e.g. logging: the session with the newest request in flight
-            await self._routes[max(self._routes)][0].route(message)
+            # gids only grow and dicts keep insertion order: the newest is the last
+            await self._routes[next(reversed(self._routes))][0].route(message)
 
     async def _exited(self, child: StdioChild, code: int | None, reason: str) -> None:
         if child is not self._child:
