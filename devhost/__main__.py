@@ -22,6 +22,13 @@ from shared.telemetry import configure_telemetry
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
+
+# Idle keep-alive connections live longer here than in any client's pool: the durable
+# client (aiohttp, 15 s idle) reuses its connection to the runtime routes, and a server
+# that closed it first (uvicorn's default is 5 s) resets the next request, which failed
+# `start_new` of a DELETE under steady traffic (tests/e2e/test_soak.py).
+KEEP_ALIVE_SECONDS = 75
+
 def load_app(spec: str) -> object:
     """Import ``module:attr`` (attr defaults to ``app``).
 
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(load_app(args.app), settings)  # type: ignore[arg-type]
     # log_config=None: uvicorn's loggers go through the root JSON handler too
     uvicorn.run(app, host=settings.api_host, port=settings.api_port,
-                log_level=args.log_level.lower(), log_config=None)
+                log_level=args.log_level.lower(), log_config=None, timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,17 @@ def test_sdk_client_accepts_binding_and_builds_urls() -> None:
                                           "?taskHub=hub&connection=Storage&code=k%2Fey%2B1")
     assert client._get_start_new_url("i1", "orch") == \
         "http://functions:k%2Fey%2B1@127.0.0.1:7071/runtime/webhooks/durabletask/orchestrators/orch/i1"
+
+
+async def test_devhost_keeps_idle_connections_longer_than_the_durable_clients_pool() -> None:
+    """The durable client (aiohttp) reuses an idle connection for up to its keep-alive;
+    a server closing it sooner resets the next `start_new` (seen in tests/e2e/test_soak.py)."""
+    import aiohttp
+
+    from devhost.__main__ import KEEP_ALIVE_SECONDS
+
+    connector = aiohttp.TCPConnector()
+    try:
+        assert KEEP_ALIVE_SECONDS > connector._keepalive_timeout  # 15 s in aiohttp 3.x
+    finally:
+        await connector.close()
