@@ -322,6 +322,23 @@ async def _problem_handler(request: Request, exc: Exception) -> Response:
     return problem(exc, request)
 
 
+def _routes(settings: Settings) -> list[Route]:
+    """MCP endpoints (Streamable HTTP, tenant, legacy SSE), OAuth metadata, admin and probes."""
+    return [
+        Route("/servers/{name}/mcp", McpApp(), methods=["GET", "POST", "DELETE"]),
+        Route("/servers/{name}/tenants/{tenant}/mcp", McpApp(), methods=["GET", "POST", "DELETE"]),
+        Route(METADATA_PREFIX + "/servers/{name}/mcp", protected_resource, methods=["GET"]),
+        Route("/servers/{name}/sse", legacy_sse, methods=["GET"]),
+        Route("/servers/{name}/messages", legacy_messages, methods=["POST"]),
+        Route("/servers/{name}/status", server_status, methods=["GET"]),
+        Route("/admin/servers/{name}/sessions", stop_sessions, methods=["DELETE"]),
+        Route("/admin/servers/{name}/logs", server_logs, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", MetricsEndpoint(metrics_token(settings)), methods=["GET"]),
+    ]
+
+
 def create_app(settings: Settings, store: DocumentStore) -> Starlette:
     """Build the gateway app over `store`, configured by `settings`.
 
@@ -374,20 +391,7 @@ def create_app(settings: Settings, store: DocumentStore) -> Starlette:
             await locks.close()
             log.info("gateway stopped; %d sessions ended", stopped)
 
-    routes = [
-        Route("/servers/{name}/mcp", McpApp(), methods=["GET", "POST", "DELETE"]),
-        Route("/servers/{name}/tenants/{tenant}/mcp", McpApp(), methods=["GET", "POST", "DELETE"]),
-        Route(METADATA_PREFIX + "/servers/{name}/mcp", protected_resource, methods=["GET"]),
-        Route("/servers/{name}/sse", legacy_sse, methods=["GET"]),
-        Route("/servers/{name}/messages", legacy_messages, methods=["POST"]),
-        Route("/servers/{name}/status", server_status, methods=["GET"]),
-        Route("/admin/servers/{name}/sessions", stop_sessions, methods=["DELETE"]),
-        Route("/admin/servers/{name}/logs", server_logs, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", MetricsEndpoint(metrics_token(settings)), methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=_routes(settings), lifespan=lifespan,
                     exception_handlers={MCPaaSError: _problem_handler},
                     middleware=[Middleware(TraceMiddleware, tracer_name="mcpaas.gateway")])
     app.state.gateway = gateway
