@@ -12,7 +12,7 @@ API_PORT ?= 7071
 GATEWAY_PORT ?= 8080
 DATA_DIR ?= .mcpaas
 
-.PHONY: run test lint install deps bench bench-gateway bench-sandbox bench-production bench-scale-control bench-scale-gateway prod-local check-sandbox clean requirements
+.PHONY: run test lint install deps bench bench-gateway bench-sandbox bench-production bench-scale bench-scale-control bench-scale-gateway prod-local check-sandbox clean requirements
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -108,6 +108,9 @@ prod-local: install check-sandbox
 bench-scale-gateway: install check-sandbox
 	@command -v wrk >/dev/null || { echo "bench-scale-gateway needs wrk: apt-get install -y wrk"; exit 1; }
 	$(PY) bench/scale_gateway.py
+
+# every scale curve of issue 15: the gateway's, then the control plane's
+bench-scale: bench-scale-gateway bench-scale-control
 
 # deploy time and tools/call p50, production-shaped vs embedded, and the cross-replica hop
 bench-production: install check-sandbox
