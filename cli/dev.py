@@ -18,7 +18,6 @@ docs/bundles.md describes the loop.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -114,12 +113,8 @@ def embedded_platform(state: CliState, gateway_port: int, data_dir: Path) -> Ite
     options = platform.PlatformOptions(host=url.hostname, port=url.port, gateway_port=gateway_port,
                                        data_dir=data_dir)
     _say(f"Nothing answers at {state.api_url}: starting the embedded platform (data dir {data_dir})")
-    env = platform.child_env(options, dict(os.environ))
-    platform.ensure_keys(Path(env["MCPAAS_DATA_DIR"]))
-    children = platform.start_children(platform.default_commands(), env, Path(env["MCPAAS_DATA_DIR"]) / "logs")
+    children, _ = platform.start_platform(options)
     try:
-        platform.wait_ready(children, {"control plane": f"{platform.api_url(options)}/api/servers",
-                                       "gateway": f"{platform.gateway_url(options)}/healthz"})
         if get_settings().auth_mode is AuthMode.LOCAL:
             state.token = cli_auth.mint_local(data_dir, "local-admin", [Role.ADMIN])
         yield children

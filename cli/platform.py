@@ -30,7 +30,7 @@ import httpx
 
 from cli.errors import CliError
 from shared import keyfiles
-from shared.settings import get_settings
+from shared.settings import get_settings, process_environment
 
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
@@ -204,6 +204,24 @@ def supervise(children: list[Child], sleep: Callable[[float], None] = time.sleep
         sleep(POLL_INTERVAL)
 
 
+def start_platform(options: PlatformOptions,
+                   commands: dict[str, list[str]] | None = None) -> tuple[list[Child], dict[str, str]]:
+    """Start devhost and the gateway for `options` (the process environment plus
+    `child_env`'s settings) and return them, once both answer, with `ensure_keys`'s
+    answer. Stops them and raises `CliError` if the platform does not come up."""
+    env = child_env(options, process_environment())
+    data_dir = Path(env["MCPAAS_DATA_DIR"])
+    keys = ensure_keys(data_dir)
+    children = start_children(commands or default_commands(), env, data_dir / "logs")
+    try:
+        wait_ready(children, {"control plane": f"{api_url(options)}/api/servers",
+                              "gateway": f"{gateway_url(options)}/healthz"})
+    except BaseException:
+        stop_children(children)
+        raise
+    return children, keys
+
+
 def run_platform(options: PlatformOptions, announce: Callable[[dict[str, str]], None],
                  commands: dict[str, list[str]] | None = None) -> int:
     """Run the platform until Ctrl-C/SIGTERM (exit code 0) or a child dies (1).
@@ -211,18 +229,15 @@ def run_platform(options: PlatformOptions, announce: Callable[[dict[str, str]], 
     `announce` receives the endpoints once both children answer. Raises `CliError` if
     the platform does not come up.
     """
-    env = child_env(options, dict(os.environ))
-    data_dir = Path(env["MCPAAS_DATA_DIR"])
+    data_dir = options.data_dir.expanduser().resolve()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     # Ctrl-C must stop the platform even when this process inherited SIGINT ignored (a
     # shell starts background jobs so when job control is off; Python then installs
     # no KeyboardInterrupt handler of its own).
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    keys = ensure_keys(data_dir)
-    children = start_children(commands or default_commands(), env, data_dir / "logs")
+    children: list[Child] = []
     try:
-        wait_ready(children, {"control plane": f"{api_url(options)}/api/servers",
-                              "gateway": f"{gateway_url(options)}/healthz"})
+        children, keys = start_platform(options, commands)
         announce({"control plane": api_url(options), "gateway": gateway_url(options),
                   "data dir": str(data_dir), "logs": str(data_dir / "logs"), **keys})
         dead = supervise(children)

@@ -417,3 +417,10 @@ def host_environment(names: frozenset[str], prefixes: tuple[str, ...] = ()) -> d
     the locale, to the children it starts; issue 10 item 2). Not MCPaaS configuration:
     that is `Settings`; this is the one other place that reads the environment."""
     return {key: value for key, value in os.environ.items() if key in names or key.startswith(prefixes)}
+
+
+def process_environment() -> dict[str, str]:
+    """The whole process environment, as a new dict: for the platform's own processes that
+    `mcpaas up` and `mcpaas dev` start (devhost and the gateway read their `Settings` from
+    it). Never for hosted code, which gets `host_environment`'s allowlist."""
+    return dict(os.environ)
