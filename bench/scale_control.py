@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from shared.models import Server, ServerSpec  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.store import open_store  # noqa: E402
 from shared.store.paging import every_document  # noqa: E402
-from tests.emulators import _COSMOS_SERVER_JS, COSMOS_EMULATOR_KEY, free_port  # noqa: E402
+from tests.emulators import _COSMOS_SERVER_JS, COSMOS_EMULATOR_KEY, free_port, stop_group  # noqa: E402
 
 EVERYTHING = REPO / "node_modules" / ".bin" / "mcp-server-everything"
 SERVER_COUNTS = (10, 100, 1000)
@@ -91,17 +90,6 @@ def spawn(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 class Platform:
     """devhost (and optionally the gateway) on a data dir, run from `source`."""
 
@@ -129,7 +117,7 @@ class Platform:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            stop(process)
+            stop_group(process, 20)
 
 
 @contextmanager
@@ -316,7 +304,7 @@ def cosmos_emulator() -> Iterator[str]:
             wait_http(f"https://127.0.0.1:{port}/", process)
             yield f"https://127.0.0.1:{port}"
         finally:
-            stop(process)
+            stop_group(process, 20)
 
 
 def bench_cosmos(source: Path, samples: int, sqlite_firsts: dict[str, float]) -> None:
@@ -391,7 +379,7 @@ def bench_burst(source: Path) -> None:
                     if failed:
                         print(f"burst of {count}: {len(failed)} in Error, e.g. {failed[0]!r}", flush=True)
         finally:
-            stop(target)
+            stop_group(target, 20)
     table("burst of creates to all Running (remote servers probed by the gateway)",
           ["creates", "all 202 s", "all settled s", "servers/s", "in Error", "devhost cpu s", "gateway cpu s",
            "cpu % of wall"], rows)

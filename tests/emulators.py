@@ -87,16 +87,17 @@ def _start(args: list[str], url: str, log: Path, cwd: Path = REPO) -> subprocess
     try:
         _wait_answering(url, process, log)
     except BaseException:
-        _stop(process)
+        stop_group(process)
         raise
     return process
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the emulator's process group (npm bins may fork), SIGKILL if it lingers."""
+def stop_group(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM the process group of `process` (npm bins and our servers may fork),
+    SIGKILL if it lingers past `grace` seconds; an already gone group is fine."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
+        process.wait(grace)
     except ProcessLookupError:
         pass
     except subprocess.TimeoutExpired:
@@ -144,7 +145,7 @@ def cosmos_emulator(tmp_path_factory) -> Iterator[CosmosEmulator]:
     try:
         yield CosmosEmulator(endpoint)
     finally:
-        _stop(process)
+        stop_group(process)
 
 
 @pytest.fixture(scope="session")
@@ -161,4 +162,4 @@ def azurite_blob(tmp_path_factory) -> Iterator[AzuriteBlob]:
     try:
         yield AzuriteBlob(endpoint)
     finally:
-        _stop(process)
+        stop_group(process)

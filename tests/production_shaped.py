@@ -52,7 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.e2e.conftest import wait_http
-from tests.emulators import _COSMOS_SERVER_JS, CosmosEmulator, _start, _stop, free_port
+from tests.emulators import _COSMOS_SERVER_JS, CosmosEmulator, _start, stop_group, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "7c2f1e5a-0000-4000-8000-00000000c0de"
@@ -244,17 +244,7 @@ class ProductionShaped:
         behind (it ends them when it exits cleanly; this also covers a crashed one)."""
         for name in reversed(list(self.processes)):
             process = self.processes.pop(name)
-            if name == "cosmos":
-                _stop(process)
-                continue
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(15)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+            stop_group(process, 10 if name == "cosmos" else 15)
         while (left := self.package_process_any()) is not None:
             left.kill()  # each ran in a session of its own, so its group is its pid
             with contextlib.suppress(ProcessLookupError):
