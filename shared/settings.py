@@ -415,7 +415,7 @@ def host_environment(names: frozenset[str], prefixes: tuple[str, ...] = ()) -> d
     """The process environment's variables named in `names` or starting with one of
     `prefixes`, as a new dict (the gateway passes these neutral values, such as PATH and
     the locale, to the children it starts; issue 10 item 2). Not MCPaaS configuration:
-    that is `Settings`; this is the one other place that reads the environment."""
+    that is `Settings`; this and `process_environment` are the only other readers."""
     return {key: value for key, value in os.environ.items() if key in names or key.startswith(prefixes)}
 
 
